@@ -1,0 +1,41 @@
+# lcrl: two commands do all set-up.  `make demo` and `make test`.
+PY          ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+TORCH_CPU   := torch==2.13.0
+LAUNCH      := $(BIN)/accelerate launch --num_processes 1
+export PYTHONUNBUFFERED := 1
+export WANDB_SILENT := true
+
+.PHONY: install demo test test-fast bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Install once; re-run when pyproject.toml changes. On a machine without an NVIDIA GPU the local CPU
+# wheel of torch goes in first, so that no dependency ever pulls the multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q $(TORCH_CPU); fi
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The whole embedded pipeline: tiny model + synthetic long-CoT task, init -> sft -> grpo (medium) -> eval.
+demo: install
+	$(LAUNCH) train.py --stage init
+	$(LAUNCH) train.py --stage sft
+	$(LAUNCH) train.py --stage grpo --budget medium
+	$(LAUNCH) train.py --stage eval
+
+test: install
+	$(BIN)/python -m pytest -q --timeout 1800
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf outputs wandb

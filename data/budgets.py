@@ -1,0 +1,102 @@
+"""The one definition of the reasoning-length tiers (``short | medium | long``).
+
+Prompts, rewards and evaluation all read tiers from here: a tier is the instruction the model sees in its
+prompt, the thinking-token budget the rewards and the compliance metric measure against, and the strength of
+the length penalty (stronger for shorter tiers, as in TLDR, Zhang et al. 2025). The budgets that suit a task
+depend on its trace lengths, so a recipe may override ``budget`` and ``penalty`` per tier (``tiers:`` in YAML);
+names and instructions stay fixed so that every model trained with lcrl understands the same prompts.
+
+``mixed`` is not a tier but a training choice: every prompt gets one of the tiers (see ``assign_tiers``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+TIER_NAMES: tuple[str, ...] = ("short", "medium", "long")
+BUDGET_CHOICES: tuple[str, ...] = (*TIER_NAMES, "mixed")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One reasoning-length level.
+
+    Attributes:
+        name: ``short``, ``medium`` or ``long``.
+        instruction: the sentence appended to the user prompt that asks for this length.
+        budget: thinking-token budget; the length rewards penalise going over it and evaluation reports the
+            share of completions within it.
+        penalty: length-penalty strength used by tier-aware rewards (``tldr``).
+    """
+
+    name: str
+    instruction: str
+    budget: int
+    penalty: float
+
+
+# Defaults sized for R1-distilled 1.5B models on competition math; the embedded tiny recipe overrides budgets.
+DEFAULT_TIERS: dict[str, Tier] = {
+    "short": Tier("short", "Reasoning length: short.", budget=1024, penalty=1.0),
+    "medium": Tier("medium", "Reasoning length: medium.", budget=2048, penalty=0.5),
+    "long": Tier("long", "Reasoning length: long.", budget=4096, penalty=0.1),
+}
+
+_OVERRIDABLE = ("budget", "penalty")
+
+
+def check_budget(budget: str) -> str:
+    """Return ``budget`` if it is a known tier or ``mixed``; otherwise raise a ``ValueError`` naming the choices."""
+    if budget not in BUDGET_CHOICES:
+        raise ValueError(f"unknown budget {budget!r}; allowed: {', '.join(BUDGET_CHOICES)}")
+    return budget
+
+
+def resolve_tiers(overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Tier]:
+    """The tiers with a recipe's overrides applied, e.g. ``{"short": {"budget": 48}}``.
+
+    Raises ``ValueError`` for an unknown tier or field, or a non-positive budget, naming the allowed values.
+    """
+    tiers = dict(DEFAULT_TIERS)
+    for name, fields in (overrides or {}).items():
+        if name not in tiers:
+            raise ValueError(f"unknown tier {name!r} in tiers; allowed: {', '.join(TIER_NAMES)}")
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"tiers.{name} must be a mapping of {', '.join(_OVERRIDABLE)}, got {fields!r}")
+        bad = sorted(set(fields) - set(_OVERRIDABLE))
+        if bad:
+            raise ValueError(f"unknown field(s) {bad} in tiers.{name}; allowed: {', '.join(_OVERRIDABLE)}")
+        tier = dataclasses.replace(tiers[name], **{k: type(getattr(tiers[name], k))(v) for k, v in fields.items()})
+        if tier.budget <= 0:
+            raise ValueError(f"tiers.{name}.budget must be a positive number of tokens, got {tier.budget}")
+        tiers[name] = tier
+    budgets = [tiers[n].budget for n in TIER_NAMES]
+    if budgets != sorted(budgets):
+        raise ValueError(f"tier budgets must grow short <= medium <= long, got {dict(zip(TIER_NAMES, budgets))}")
+    return tiers
+
+
+def assign_tiers(n: int, budget: str, seed: int = 0) -> list[str]:
+    """One tier name per example: the chosen tier for all, or for ``mixed`` a balanced shuffled assignment."""
+    check_budget(budget)
+    if budget != "mixed":
+        return [budget] * n
+    names = [TIER_NAMES[i % len(TIER_NAMES)] for i in range(n)]
+    random.Random(seed).shuffle(names)
+    return names
+
+
+def tier_instruction(tier: str, tiers: Mapping[str, Tier] | None = None) -> str:
+    """The prompt sentence for ``tier``."""
+    table = tiers or DEFAULT_TIERS
+    if tier not in table:
+        raise ValueError(f"unknown tier {tier!r}; allowed: {', '.join(TIER_NAMES)}")
+    return table[tier].instruction
+
+
+def tier_budgets(tiers: Sequence[str], table: Mapping[str, Tier]) -> list[int]:
+    """The thinking-token budget of each tier name in ``tiers``."""
+    return [table[t].budget for t in tiers]

@@ -1,0 +1,242 @@
+"""The embedded synthetic long-CoT task: multi-step modular arithmetic with R1-style redundant traces.
+
+A problem is a start value and a chain of operations applied in order modulo ``modulus``::
+
+    Start with 7. Apply these operations in order, working modulo 10: + 5, * 3, - 4. What is the final value?
+
+Every intermediate value depends on the previous one, so a model that writes the steps out can answer reliably,
+while answering with no thinking asks it to compose all operations in one forward pass: clearly less accurate
+for a small model. Traces imitate DeepSeek-R1: the *essential* steps (one line per operation) interleaved with
+the redundancy real traces carry, each kind with its own probability scaled by ``redundancy``:
+
+- ``restate``: re-reading the problem; ``transition``: "Now the next operation.";
+- ``recheck``: "Wait, let me double-check that. ..." repeating a step;
+- ``summary``: "So far the values are ...";
+- ``mistake``: a wrong step followed by "Hmm, wait, that is not right." (the correct step then follows);
+- ``verify``: re-running the whole chain before closing the thinking.
+
+The generator knows which paragraphs are essential, so it also gives the *oracle* trace (essential steps only)
+and its length. With the default knobs the essential steps are 35-50% of the thinking tokens, the share
+pruning finds in real R1 traces. Problems are split into train and test by a hash of their content, so the
+two splits never share a problem; a seed makes every draw reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+OPERATORS: dict[str, str] = {"+": "add", "-": "subtract", "*": "multiply"}
+SPLITS = ("train", "test")
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Knobs of the synthetic task.
+
+    Attributes:
+        min_ops, max_ops: number of chained operations per problem (difficulty).
+        modulus: values live in ``0 .. modulus-1``.
+        redundancy: multiplies the probability of every redundant paragraph; 0 gives oracle traces.
+        test_fraction: share of the problem space (by content hash) reserved for the test split.
+    """
+
+    min_ops: int = 3
+    max_ops: int = 5
+    modulus: int = 10
+    redundancy: float = 1.0
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_ops <= self.max_ops:
+            raise ValueError(f"need 1 <= min_ops <= max_ops, got min_ops={self.min_ops}, max_ops={self.max_ops}")
+        if self.modulus < 2:
+            raise ValueError(f"modulus must be >= 2, got {self.modulus}")
+        if self.redundancy < 0:
+            raise ValueError(f"redundancy must be >= 0, got {self.redundancy}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+# Base probability of each redundant paragraph kind at redundancy = 1.
+REDUNDANCY_RATES: dict[str, float] = {
+    "restate": 0.9,
+    "transition": 0.3,
+    "recheck": 0.4,
+    "summary": 0.3,
+    "mistake": 0.12,
+    "verify": 0.7,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    start: int
+    ops: tuple[tuple[str, int], ...]
+    modulus: int
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha1(self.key.encode()).hexdigest()[:12]
+
+    @property
+    def key(self) -> str:
+        return f"{self.start}|{' '.join(f'{o}{a}' for o, a in self.ops)}|{self.modulus}"
+
+    @property
+    def question(self) -> str:
+        chain = ", ".join(f"{op} {arg}" for op, arg in self.ops)
+        return (
+            f"Start with {self.start}. Apply these operations in order, working modulo {self.modulus}: "
+            f"{chain}. What is the final value?"
+        )
+
+    def values(self) -> list[int]:
+        """The start value followed by the value after each operation."""
+        values = [self.start]
+        for op, arg in self.ops:
+            values.append(apply_op(values[-1], op, arg, self.modulus))
+        return values
+
+    @property
+    def answer(self) -> int:
+        return self.values()[-1]
+
+
+def apply_op(value: int, op: str, arg: int, modulus: int) -> int:
+    if op == "+":
+        return (value + arg) % modulus
+    if op == "-":
+        return (value - arg) % modulus
+    if op == "*":
+        return (value * arg) % modulus
+    raise ValueError(f"unknown operator {op!r}; allowed: {', '.join(OPERATORS)}")
+
+
+@dataclass
+class Paragraph:
+    text: str
+    kind: str  # "step" (essential) or one of REDUNDANCY_RATES
+
+    @property
+    def essential(self) -> bool:
+        return self.kind == "step"
+
+
+@dataclass
+class Trace:
+    """An R1-style trace: thinking paragraphs, then a short conclusion with the boxed answer."""
+
+    problem: Problem
+    paragraphs: list[Paragraph]
+    conclusion: str = field(default="")
+
+    @property
+    def thinking(self) -> str:
+        return "\n\n".join(p.text for p in self.paragraphs) + "\n"
+
+    @property
+    def oracle_thinking(self) -> str:
+        return "\n\n".join(p.text for p in self.paragraphs if p.essential) + "\n"
+
+    @staticmethod
+    def _render(thinking: str, conclusion: str) -> str:
+        return f"{THINK_OPEN}\n{thinking}{THINK_CLOSE}\n\n{conclusion}"
+
+    @property
+    def text(self) -> str:
+        return self._render(self.thinking, self.conclusion)
+
+    @property
+    def oracle_text(self) -> str:
+        return self._render(self.oracle_thinking, self.conclusion)
+
+
+def _step(i: int, a: int, op: str, arg: int, result: int) -> str:
+    return f"Step {i}: {a} {op} {arg} = {result}."
+
+
+def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) -> Trace:
+    """Write an R1-style trace for ``problem``; redundant paragraphs are drawn from ``rng``."""
+
+    def draw(kind: str) -> bool:
+        return rng.random() < min(1.0, REDUNDANCY_RATES[kind] * redundancy)
+
+    m, values = problem.modulus, problem.values()
+    paras: list[Paragraph] = []
+    if draw("restate"):
+        paras.append(
+            Paragraph(
+                f"Okay, so I start from {problem.start} and apply {len(problem.ops)} operations in order, "
+                f"working modulo {m}.",
+                "restate",
+            )
+        )
+    for i, (op, arg) in enumerate(problem.ops, start=1):
+        a, result = values[i - 1], values[i]
+        if i > 1 and draw("transition"):
+            paras.append(Paragraph(rng.choice(["Now the next operation.", "Okay, moving on."]), "transition"))
+        if draw("mistake"):
+            wrong = (result + rng.randrange(1, m)) % m
+            paras.append(Paragraph(f"{_step(i, a, op, arg, wrong)} Hmm, wait, that is not right.", "mistake"))
+        paras.append(Paragraph(_step(i, a, op, arg, result), "step"))
+        if draw("recheck"):
+            paras.append(
+                Paragraph(f"Wait, let me double-check that. {a} {op} {arg} = {result}. Yes, that is right.", "recheck")
+            )
+        if i > 1 and draw("summary"):
+            paras.append(Paragraph(f"So far the values are {', '.join(map(str, values[: i + 1]))}.", "summary"))
+    if draw("verify"):
+        chain = ", ".join(f"{values[i]} {op} {arg} = {values[i + 1]}" for i, (op, arg) in enumerate(problem.ops))
+        paras.append(
+            Paragraph(f"Let me verify the whole chain once more: {chain}. Good, the result is {values[-1]}.", "verify")
+        )
+    conclusion = f"The final value is \\boxed{{{problem.answer}}}."
+    return Trace(problem=problem, paragraphs=paras, conclusion=conclusion)
+
+
+def split_of(problem: Problem, test_fraction: float) -> str:
+    """``train`` or ``test``, decided by a hash of the problem's content (never by draw order)."""
+    bucket = int(hashlib.sha256(problem.key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if bucket < test_fraction else "train"
+
+
+def _random_problem(rng: random.Random, cfg: SyntheticConfig) -> Problem:
+    n_ops = rng.randint(cfg.min_ops, cfg.max_ops)
+    ops = []
+    for _ in range(n_ops):
+        op = rng.choice(list(OPERATORS))
+        # Multiplying by 0 or 1, or adding 0, makes a step trivial: draw 2..m-1 for "*", 1..m-1 otherwise.
+        arg = rng.randint(2 if op == "*" else 1, cfg.modulus - 1)
+        ops.append((op, arg))
+    return Problem(start=rng.randrange(cfg.modulus), ops=tuple(ops), modulus=cfg.modulus)
+
+
+def iter_problems(split: str, seed: int, cfg: SyntheticConfig) -> Iterator[Problem]:
+    """Distinct problems of ``split`` in a reproducible order for ``seed``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+    rng = random.Random(f"{seed}-{split}")
+    seen: set[str] = set()
+    misses = 0
+    while True:
+        p = _random_problem(rng, cfg)
+        if p.key in seen or split_of(p, cfg.test_fraction) != split:
+            misses += 1
+            if misses > 100_000:
+                raise ValueError(f"the problem space of {cfg} is exhausted for split {split!r}")
+            continue
+        misses = 0
+        seen.add(p.key)
+        yield p
+
+
+def generate(split: str, n: int, seed: int = 0, cfg: SyntheticConfig | None = None) -> list[Trace]:
+    """``n`` problems of ``split`` with one R1-style trace each, reproducible for ``seed``."""
+    cfg = cfg or SyntheticConfig()
+    trace_rng = random.Random(f"{seed}-{split}-traces")
+    problems = iter_problems(split, seed, cfg)
+    return [make_trace(next(problems), trace_rng, cfg.redundancy) for _ in range(n)]
