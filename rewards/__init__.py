@@ -1,6 +1,18 @@
-"""Reward functions registered by name (see ``rewards.registry``)."""
+"""Reward functions registered by name (see ``rewards.registry``).
 
-from rewards import correctness, length  # noqa: F401  (registers the rewards)
-from rewards.registry import REGISTRY, RewardContext, build_rewards, register
+A recipe selects and weights them in YAML (``rewards: [{name: correctness, weight: 1.0}, ...]``) and
+``build_rewards`` turns that list into TRL reward functions. Registered rewards:
 
-__all__ = ["REGISTRY", "RewardContext", "build_rewards", "register"]
+- ``correctness`` (``rewards.correctness``): math-verify on the answer after ``</think>``, hard time limit, parallel.
+- ``format``, ``cosine``, ``overlong`` (``rewards.trl_wrappers``): TRL's implementations, wrapped.
+- ``tldr``, ``l1_exact``, ``l1_max``, ``thinkprune`` (``rewards.length``): tier- or target-length penalties.
+- ``kimi``, ``efficiency`` (``rewards.group``): relative to each prompt's group of generations.
+
+Per-tier metrics (``rewards.metrics``) are logged through TRL's ``log_metric``; gold answers of the standard
+benchmarks are normalised by ``rewards.gold``.
+"""
+
+from rewards import correctness, group, length, trl_wrappers  # noqa: F401  (registers the rewards)
+from rewards.registry import REGISTRY, GradingConfig, RewardContext, build_rewards, register
+
+__all__ = ["REGISTRY", "GradingConfig", "RewardContext", "build_rewards", "register"]

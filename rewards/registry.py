@@ -25,16 +25,66 @@ RewardFactory = Callable[..., RewardFunc]
 
 
 @dataclass(frozen=True)
+class GradingConfig:
+    """How correctness is graded (``rewards.correctness``); shared by every reward that needs correctness.
+
+    Attributes:
+        timeout: hard wall-clock limit per completion, in seconds; an item over it scores 0 (its worker is killed).
+        workers: grading processes for large batches; 0 grades in-process (no hard limit: for debugging only).
+        parallel_threshold: batches with fewer distinct answers than this are graded by one worker, in order.
+        max_answer_chars: longest boxed answer (or fallback answer tail) considered; longer boxed answers score 0.
+        memory_limit_mb: address-space limit of each worker process (0: none).
+        normalization: ``trl`` parses boxed answers exactly as TRL's ``accuracy_reward`` (identical rewards);
+            ``full`` adds math-verify's default normalisation, which also reads shorthand such as ``\\frac43``.
+    """
+
+    timeout: float = 5.0
+    workers: int = 2
+    parallel_threshold: int = 32
+    max_answer_chars: int = 1000
+    memory_limit_mb: int = 4096
+    normalization: str = "trl"
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ValueError(f"grading timeout must be > 0 seconds, got {self.timeout}")
+        if self.workers < 0:
+            raise ValueError(f"grading workers must be >= 0 (0: in-process), got {self.workers}")
+        if self.parallel_threshold < 1:
+            raise ValueError(f"parallel_threshold must be >= 1, got {self.parallel_threshold}")
+        if self.max_answer_chars < 1:
+            raise ValueError(f"max_answer_chars must be >= 1, got {self.max_answer_chars}")
+        if self.memory_limit_mb < 0:
+            raise ValueError(f"memory_limit_mb must be >= 0 (0: no limit), got {self.memory_limit_mb}")
+        if self.normalization not in ("trl", "full"):
+            raise ValueError(f"unknown grading normalization {self.normalization!r}; allowed: trl, full")
+
+    @property
+    def soft_timeout(self) -> int:
+        """math-verify's own (signal-based, whole-second) limit per parse and per verify: under the hard one."""
+        return max(1, int(self.timeout // 2))
+
+
+@dataclass(frozen=True)
 class RewardContext:
     """What factories may need beyond their own parameters.
 
     Attributes:
         tiers: the resolved tier table (``data.budgets.resolve_tiers``).
-        think_end_id: token id of ``</think>``; thinking lengths count tokens up to and including it.
+        think_end_id: token id of ``</think>``; thinking lengths count tokens up to and including it. When it is
+            ``None`` a thinking length is the whole completion's.
+        grading: how correctness is graded (time limit, worker processes), shared by all rewards.
+        tier_metrics: log per-tier length, budget compliance and accuracy through TRL's ``log_metric``
+            (``rewards.metrics``), once per batch, alongside the first reward of the recipe.
+        metrics_length_of: what the tier metrics measure, ``thinking`` (the budgets are thinking budgets)
+            or ``completion``.
     """
 
     tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     think_end_id: int | None = None
+    grading: GradingConfig = field(default_factory=GradingConfig)
+    tier_metrics: bool = True
+    metrics_length_of: str = "thinking"
 
 
 REGISTRY: dict[str, RewardFactory] = {}
@@ -52,14 +102,22 @@ def register(name: str) -> Callable[[RewardFactory], RewardFactory]:
     return wrap
 
 
-def _params_of(factory: RewardFactory) -> list[str]:
-    return [p for p in inspect.signature(factory).parameters if p != "ctx"]
+def _params_of(factory: RewardFactory) -> tuple[list[str], list[str]]:
+    """(all parameters, required parameters) of a factory, without ``ctx``."""
+    params = [p for name, p in inspect.signature(factory).parameters.items() if name != "ctx"]
+    names = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return names, [p.name for p in params if p.name in names and p.default is p.empty]
 
 
 def build_rewards(
     specs: Sequence[Mapping[str, Any]], ctx: RewardContext | None = None
 ) -> tuple[list[RewardFunc], list[float]]:
-    """Reward functions and weights for a recipe's ``rewards:`` list; raises ``ValueError`` on bad specs."""
+    """Reward functions and weights for a recipe's ``rewards:`` list; raises ``ValueError`` on bad specs.
+
+    Every problem is reported at start-up: an unknown name (with the known ones), an unknown or missing
+    parameter (with the allowed ones), a bad value (the factory's own check, naming the allowed values).
+    With ``ctx.tier_metrics`` the first reward also logs the per-tier metrics (``rewards.metrics``).
+    """
     ctx = ctx or RewardContext()
     if not specs:
         raise ValueError(f"the rewards list is empty; pick from: {', '.join(sorted(REGISTRY))}")
@@ -69,18 +127,28 @@ def build_rewards(
             raise ValueError(f"rewards[{i}] must be a mapping with a 'name' (and optional 'weight'), got {spec!r}")
         params = dict(spec)
         name = params.pop("name")
-        weight = float(params.pop("weight", 1.0))
+        try:
+            weight = float(params.pop("weight", 1.0))
+        except (TypeError, ValueError):
+            raise ValueError(f"rewards[{i}] ({name!r}): weight must be a number, got {spec['weight']!r}") from None
         if name not in REGISTRY:
             raise ValueError(f"unknown reward {name!r}; known rewards: {', '.join(sorted(REGISTRY))}")
         factory = REGISTRY[name]
-        allowed = _params_of(factory)
+        allowed, required = _params_of(factory)
         bad = sorted(set(params) - set(allowed))
         if bad:
             raise ValueError(
                 f"unknown parameter(s) {bad} for reward {name!r}; allowed: {', '.join(['weight', *allowed])}"
             )
+        missing = [p for p in required if p not in params]
+        if missing:
+            raise ValueError(f"reward {name!r} needs parameter(s) {missing}; allowed: {', '.join(['weight', *allowed])}")
         func = factory(ctx, **params)
         func.__name__ = name  # TRL logs rewards under their function name
         funcs.append(func)
         weights.append(weight)
+    if ctx.tier_metrics:
+        from rewards.metrics import TierMetrics  # late import: metrics needs the correctness grader
+
+        funcs[0] = TierMetrics(funcs[0], ctx)
     return funcs, weights

@@ -1,0 +1,64 @@
+"""Per-tier metrics logged through TRL's ``log_metric`` so that W&B shows them for every run.
+
+For each tier present in the batch (the ``tier`` column; ``all`` when the dataset has none):
+    tiers/<tier>/mean_length     mean token length (thinking by default: ``RewardContext.metrics_length_of``)
+    tiers/<tier>/within_budget   share of completions whose length is <= the tier's budget (``data.budgets``)
+    tiers/<tier>/accuracy        share of correct answers (``rewards.correctness``; needs the ``solution`` column)
+GRPOTrainer passes ``log_metric(name, value)`` to every reward function and averages each metric over the
+logging step. ``build_rewards`` wraps the recipe's first reward in ``TierMetrics`` so the metrics are logged
+once per batch whatever the recipe; the correctness verdicts come from the grader's cache when another reward
+already graded the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from data.budgets import Tier
+from rewards.correctness import correctness_scores
+from rewards.length import token_lengths
+from rewards.registry import RewardContext, RewardFunc
+
+logger = logging.getLogger(__name__)
+
+
+def tier_metrics(
+    lengths: Sequence[int],
+    tier: Sequence[str] | None,
+    tiers: Mapping[str, Tier],
+    correct: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """The per-tier metrics of one batch (see the module docstring); pure, for tests and evaluation."""
+    names = list(tier) if tier is not None else ["all"] * len(lengths)
+    out: dict[str, float] = {}
+    for name in dict.fromkeys(names):
+        idx = [i for i, t in enumerate(names) if t == name]
+        out[f"tiers/{name}/mean_length"] = sum(lengths[i] for i in idx) / len(idx)
+        if name in tiers:
+            out[f"tiers/{name}/within_budget"] = sum(lengths[i] <= tiers[name].budget for i in idx) / len(idx)
+        if correct is not None:
+            out[f"tiers/{name}/accuracy"] = sum(correct[i] for i in idx) / len(idx)
+    return out
+
+
+class TierMetrics:
+    """A reward function that also logs the per-tier metrics; its rewards are the wrapped function's."""
+
+    def __init__(self, func: RewardFunc, ctx: RewardContext) -> None:
+        if ctx.metrics_length_of not in ("thinking", "completion"):
+            raise ValueError(f"unknown metrics_length_of {ctx.metrics_length_of!r}; allowed: thinking, completion")
+        self.func, self.ctx = func, ctx
+        self.__name__ = getattr(func, "__name__", "reward")
+        self.__wrapped__ = func
+
+    def __call__(self, prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
+        rewards = self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
+        log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
+        if log_metric is not None and completion_ids is not None and len(completion_ids):
+            lengths = token_lengths(completion_ids, self.ctx.metrics_length_of, self.ctx.think_end_id)
+            solution = kwargs.get("solution")
+            correct = None if solution is None else correctness_scores(completions, solution, self.ctx.grading)
+            for name, value in tier_metrics(lengths, kwargs.get("tier"), self.ctx.tiers, correct).items():
+                log_metric(name, float(value))
+        return rewards

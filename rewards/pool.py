@@ -1,0 +1,225 @@
+"""Grading worker processes with a hard per-item deadline.
+
+math-verify limits its own work with ``signal.alarm``, which only works in the main thread and cannot interrupt
+long C-level computations (huge integer powers in sympy, for example). So correctness is graded in worker
+processes: each worker is a plain ``python`` subprocess running ``rewards/verify.py`` (it imports math-verify
+only, never the training script, so it starts in about half a second), fed one job at a time over a pipe.
+When a job overruns its deadline the worker is killed (SIGKILL), the item scores 0, and a fresh worker replaces
+it; a worker that dies (a crash, or its memory limit) is handled the same way.
+
+A pool runs ``size`` workers at most and starts them lazily; a call may use fewer (``score(..., workers=1)``
+grades sequentially in one worker). Workers that are not grading block on their pipe and use no CPU. Pools are
+closed at interpreter exit (``atexit``); a worker also exits by itself when its parent's pipe closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<I")
+_VERIFY_PY = str(Path(__file__).with_name("verify.py"))
+# -c keeps the worker free of the parent's __main__ (which multiprocessing's spawn would re-import);
+# the worker gets the parent's sys.path so it finds math-verify wherever the parent does.
+_BOOT = (
+    "import json, runpy, sys; sys.path[:] = json.loads(sys.argv[1]); sys.argv = sys.argv[2:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+Job = tuple[str, str, str]  # (kind, candidate, gold)
+
+
+class _Worker:
+    """One grading subprocess and its read buffer."""
+
+    def __init__(self, memory_limit_mb: int) -> None:
+        cmd = [sys.executable, "-c", _BOOT, json.dumps(sys.path), _VERIFY_PY, str(memory_limit_mb)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True)
+        self.fd = self.proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf = bytearray()
+        self.ready = False
+        self.started = time.monotonic()
+        self.job: tuple[int, float] | None = None  # (index in the call, deadline)
+
+    def send(self, seq: int, job: Job, soft_timeout: int, normalization: str) -> None:
+        data = pickle.dumps((seq, *job, soft_timeout, normalization), protocol=pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.write(_HEADER.pack(len(data)) + data)
+
+    def read(self) -> list | None:
+        """Complete messages now available; ``None`` once the worker has exited (end of file)."""
+        try:
+            chunk = os.read(self.fd, 1 << 16)
+        except BlockingIOError:
+            return []
+        if not chunk:
+            return None
+        self.buf += chunk
+        messages = []
+        while len(self.buf) >= _HEADER.size:
+            (n,) = _HEADER.unpack_from(self.buf)
+            if len(self.buf) < _HEADER.size + n:
+                break
+            messages.append(pickle.loads(bytes(self.buf[_HEADER.size : _HEADER.size + n])))
+            del self.buf[: _HEADER.size + n]
+        return messages
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def close(self, grace: float = 1.0) -> None:
+        try:
+            self.proc.stdin.close()  # end of input: the worker returns from its loop
+            self.proc.wait(timeout=grace)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class GraderPool:
+    """Up to ``size`` grading workers; ``score`` grades jobs with a hard per-item deadline."""
+
+    def __init__(self, size: int, memory_limit_mb: int = 4096, start_timeout: float = 120.0) -> None:
+        if size < 1:
+            raise ValueError(f"a grading pool needs at least one worker, got size={size}")
+        self.size = size
+        self.memory_limit_mb = memory_limit_mb
+        self.start_timeout = start_timeout
+        self._workers: list[_Worker | None] = [None] * size
+        self.killed = 0  # workers killed for overrunning their deadline (for logs and tests)
+        _POOLS.add(self)
+
+    def _slot(self, i: int) -> _Worker:
+        w = self._workers[i]
+        if w is None or w.proc.poll() is not None:
+            w = self._workers[i] = _Worker(self.memory_limit_mb)
+        return w
+
+    def _replace(self, i: int) -> None:
+        old = self._workers[i]
+        if old is not None:
+            old.kill()
+        self._workers[i] = _Worker(self.memory_limit_mb)
+
+    def score(
+        self,
+        jobs: Sequence[Job],
+        timeout: float,
+        soft_timeout: int,
+        workers: int | None = None,
+        normalization: str = "trl",
+    ) -> list[float]:
+        """Scores of ``jobs`` in order, each graded within ``timeout`` seconds (wall clock) or scored 0.
+
+        ``workers``: how many processes to use for this call (at most ``size``); results do not depend on it.
+        ``soft_timeout`` and ``normalization`` are passed to ``rewards.verify.score_candidate``.
+        """
+        n = len(jobs)
+        results = [0.0] * n
+        if n == 0:
+            return results
+        k = max(1, min(workers or self.size, self.size, n))
+        slots = list(range(k))
+        for i in slots:
+            self._slot(i)
+        next_job = done = 0
+        try:
+            while done < n:
+                now = time.monotonic()
+                for i in slots:  # hand a job to every idle, ready worker
+                    w = self._workers[i]
+                    if w.ready and w.job is None and next_job < n:
+                        try:
+                            w.send(next_job, jobs[next_job], soft_timeout, normalization)
+                        except OSError:  # it died between jobs: replace it, the job waits for the next worker
+                            self._replace(i)
+                            continue
+                        w.job = (next_job, now + timeout)
+                        next_job += 1
+                waits = []
+                for i in slots:
+                    w = self._workers[i]
+                    waits.append(w.job[1] - now if w.job else w.started + self.start_timeout - now if not w.ready else 1.0)
+                readable, _, _ = select.select([self._workers[i].fd for i in slots], [], [], max(0.0, min(waits)))
+                for i in slots:
+                    w = self._workers[i]
+                    if w.fd not in readable:
+                        continue
+                    messages = w.read()
+                    if messages is None:  # the worker died: a crash or its memory limit
+                        if w.job is not None:
+                            results[w.job[0]] = 0.0
+                            done += 1
+                            logger.warning("grading worker died on item %d; it scores 0", w.job[0])
+                        elif not w.ready:
+                            raise RuntimeError(f"a grading worker exited on start-up (code {w.proc.wait()}); see its stderr")
+                        self._replace(i)
+                        continue
+                    for msg in messages:
+                        if msg == ("ready",):
+                            w.ready = True
+                        elif w.job is not None and msg[0] == w.job[0]:
+                            results[msg[0]] = float(msg[1])
+                            w.job = None
+                            done += 1
+                now = time.monotonic()
+                for i in slots:
+                    w = self._workers[i]
+                    if w.job is not None and now > w.job[1]:
+                        logger.warning("grading item %d ran past %.1fs: worker killed, item scores 0", w.job[0], timeout)
+                        results[w.job[0]] = 0.0
+                        done += 1
+                        self.killed += 1
+                        self._replace(i)
+                    elif not w.ready and now > w.started + self.start_timeout:
+                        raise RuntimeError(f"a grading worker did not start within {self.start_timeout:.0f}s")
+        except BaseException:
+            # a job may still be in flight: kill busy workers so no stale answer reaches a later call
+            for i in slots:
+                w = self._workers[i]
+                if w is not None and w.job is not None:
+                    w.kill()
+                    self._workers[i] = None
+            raise
+        return results
+
+    def close(self) -> None:
+        """Stop all workers (the pool can be used again: workers restart on demand)."""
+        for i, w in enumerate(self._workers):
+            if w is not None:
+                w.close()
+                self._workers[i] = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers if w is not None and w.proc.poll() is None]
+
+
+_POOLS: weakref.WeakSet[GraderPool] = weakref.WeakSet()
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every pool (registered with ``atexit``)."""
+    for pool in list(_POOLS):
+        pool.close()
