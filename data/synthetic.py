@@ -2,7 +2,8 @@
 
 A problem is a start value and a chain of operations applied in order modulo ``modulus``::
 
-    Start with 7. Apply these operations in order, working modulo 10: + 5, * 3, - 4. What is the final value?
+    Start with 7. Apply these operations in order, working modulo 10. Op 1: + 5. Op 2: * 3. Op 3: - 4.
+    What is the final value?
 
 Every intermediate value depends on the previous one, so a model that writes the steps out can answer reliably,
 while answering with no thinking asks it to compose all operations in one forward pass: clearly less accurate
@@ -63,12 +64,12 @@ class SyntheticConfig:
 
 # Base probability of each redundant paragraph kind at redundancy = 1.
 REDUNDANCY_RATES: dict[str, float] = {
-    "restate": 0.9,
-    "transition": 0.3,
-    "recheck": 0.4,
-    "summary": 0.3,
-    "mistake": 0.12,
-    "verify": 0.7,
+    "restate": 0.5,
+    "transition": 0.2,
+    "recheck": 0.3,
+    "summary": 0.15,
+    "mistake": 0.1,
+    "verify": 0.5,
 }
 
 
@@ -88,10 +89,10 @@ class Problem:
 
     @property
     def question(self) -> str:
-        chain = ", ".join(f"{op} {arg}" for op, arg in self.ops)
+        ops = " ".join(f"Op {i}: {op} {arg}." for i, (op, arg) in enumerate(self.ops, start=1))
         return (
-            f"Start with {self.start}. Apply these operations in order, working modulo {self.modulus}: "
-            f"{chain}. What is the final value?"
+            f"Start with {self.start}. Apply these operations in order, working modulo {self.modulus}. "
+            f"{ops} What is the final value?"
         )
 
     def values(self) -> list[int]:
@@ -156,7 +157,7 @@ class Trace:
 
 
 def _step(i: int, a: int, op: str, arg: int, result: int) -> str:
-    return f"Step {i}: {a} {op} {arg} = {result}."
+    return f"Op {i} is {op} {arg}, so {a} {op} {arg} = {result}."
 
 
 def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) -> Trace:

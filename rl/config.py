@@ -1,0 +1,226 @@
+"""Configuration: YAML recipes under ``configs/`` parsed into dataclasses, with command-line overrides.
+
+Every stage reads a flat YAML recipe whose keys are fields of the stage's dataclasses: ours
+(``LcrlArguments`` plus a stage's own) and TRL's (``SFTConfig``, ``GRPOConfig``, ``ModelConfig``). Any field can
+be overridden on the command line (``--learning_rate 1e-4``). Without ``--config`` a stage reads the embedded
+default recipe ``configs/tiny/<stage>.yaml``.
+
+All checks happen here, before any stage runs, so that bad input never leaves a half-written output dir:
+an unknown stage, budget, recipe file, recipe key or flag exits with a message naming the bad value and the
+allowed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data.budgets import BUDGET_CHOICES, TIER_NAMES, resolve_tiers
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+DEFAULT_RECIPE_DIR = CONFIG_DIR / "tiny"
+TASKS = ("synthetic",)
+SFT_TARGETS = ("full", "oracle")
+
+
+class ConfigError(ValueError):
+    """A bad stage, recipe, key or value; the message names the allowed values."""
+
+
+def _yaml_value(value: Any, name: str) -> Any:
+    """Fields typed ``dict | str`` or ``list | str`` arrive as strings from the command line: parse them."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--{name} must be YAML or JSON, got {value!r}: {exc}") from exc
+
+
+@dataclass
+class LcrlArguments:
+    """lcrl's own options, shared by every stage (TRL's configs hold the trainer options)."""
+
+    stage: str = field(default="", metadata={"help": "Set by --stage."})
+    budget: str = field(
+        default="medium",
+        metadata={"help": "Reasoning-length tier named in the prompts.", "choices": list(BUDGET_CHOICES)},
+    )
+    tiers: dict | str | None = field(
+        default=None, metadata={"help": "Per-tier overrides of budget/penalty, e.g. {short: {budget: 64}}."}
+    )
+    task: str = field(default="synthetic", metadata={"help": "Task source.", "choices": list(TASKS)})
+    synthetic: dict | str | None = field(
+        default=None, metadata={"help": "Knobs of the synthetic task (min_ops, max_ops, modulus, redundancy)."}
+    )
+    num_train: int = field(default=2000, metadata={"help": "Training problems."})
+    num_test: int = field(default=300, metadata={"help": "Held-out test problems."})
+    task_seed: int = field(default=0, metadata={"help": "Seed of the synthetic problems and traces."})
+    sft_target: str = field(
+        default="full", metadata={"help": "SFT completions: full long traces or oracle.", "choices": list(SFT_TARGETS)}
+    )
+    rewards: list | str | None = field(
+        default=None, metadata={"help": "GRPO rewards: a list of {name, weight, params...} (see rewards/)."}
+    )
+    wandb_project: str = field(default="lcrl", metadata={"help": "W&B project."})
+    experiment: str | None = field(default=None, metadata={"help": "W&B group; runs to compare share it."})
+    dry_run: bool = field(default=False, metadata={"help": "Resolve and validate the recipe, load no model."})
+
+    def __post_init__(self) -> None:
+        self.tiers = _yaml_value(self.tiers, "tiers")
+        self.synthetic = _yaml_value(self.synthetic, "synthetic")
+        self.rewards = _yaml_value(self.rewards, "rewards")
+        if self.num_train <= 0 or self.num_test <= 0:
+            raise ConfigError(f"num_train and num_test must be positive, got {self.num_train}, {self.num_test}")
+        resolve_tiers(self.tiers)  # raises on unknown tiers or fields
+
+@dataclass
+class InitArguments:
+    """Size of the tiny model and its tokenizer (``--stage init``)."""
+
+    output_dir: str = field(default="outputs/tiny/base", metadata={"help": "Where the model and tokenizer go."})
+    vocab_size: int = field(default=768, metadata={"help": "BPE vocabulary size (bytes + merges + specials)."})
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 1024
+    tokenizer_corpus: int = field(default=2000, metadata={"help": "Synthetic traces used to train the tokenizer."})
+    init_seed: int = 0
+
+
+@dataclass
+class EvalArguments:
+    """Options of ``--stage eval``."""
+
+    models: list[str] = field(
+        default_factory=list, metadata={"help": "Models to evaluate, as path or label=path (a Hub id works too)."}
+    )
+    output_dir: str = field(default="outputs/eval", metadata={"help": "Where results.json and the table go."})
+    eval_tiers: list[str] | None = field(default=None, metadata={"help": "Tiers to evaluate (default: --budget)."})
+    batch_size: int = field(default=64, metadata={"help": "Prompts per generation batch."})
+    max_new_tokens: int = field(default=512, metadata={"help": "Generation cap per completion."})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy (pass@1)."})
+    no_thinking: bool = field(default=True, metadata={"help": "Also evaluate with the thinking skipped."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ConfigError("eval needs at least one model: set models: [label=path, ...] in the recipe or --models")
+        for tier in self.eval_tiers or []:
+            if tier not in TIER_NAMES:
+                raise ConfigError(f"unknown tier {tier!r} in eval_tiers; allowed: {', '.join(TIER_NAMES)}")
+
+    def labelled_models(self) -> list[tuple[str, str]]:
+        """``(label, path)`` pairs; a bare path is labelled by its last folder name."""
+        pairs = []
+        for entry in self.models:
+            label, sep, path = entry.partition("=")
+            pairs.append((label, path) if sep else (Path(entry).name, entry))
+        return pairs
+
+
+@dataclass
+class ParsedRun:
+    stage: str
+    recipe: Path
+    lcrl: LcrlArguments
+    stage_args: tuple  # the stage's other dataclasses, in the order of its ``dataclass_types``
+    recipe_values: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything that identifies the run, for W&B and the run's output dir."""
+        out: dict[str, Any] = {"stage": self.stage, "recipe": str(self.recipe)}
+        for obj in (self.lcrl, *self.stage_args):
+            for f in fields(obj):
+                value = getattr(obj, f.name)
+                out[f.name] = value if isinstance(value, (int, float, str, bool, list, dict, type(None))) else str(value)
+        return out
+
+
+def _allowed_keys(parser: argparse.ArgumentParser) -> list[str]:
+    return sorted(a.dest for a in parser._actions if a.dest not in ("help",) and not a.dest.startswith("_"))
+
+
+def _unknown_keys_message(bad: list[str], allowed: list[str], where: str) -> str:
+    hints = []
+    for key in bad:
+        close = difflib.get_close_matches(key.lstrip("-"), allowed, n=3)
+        hints.append(f"{key!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return f"unknown {where}: {'; '.join(hints)}. Allowed keys: {', '.join(allowed)}"
+
+
+def recipes_available() -> list[str]:
+    return sorted(str(p.relative_to(REPO_ROOT)) for p in CONFIG_DIR.rglob("*.yaml") if "accelerate" not in p.parts)
+
+
+def load_recipe(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found; available recipes: {', '.join(recipes_available())}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a YAML mapping of keys to values")
+    return values
+
+
+def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> ParsedRun:
+    """Parse ``--stage``, the recipe and the overrides into the stage's dataclasses.
+
+    ``stages`` maps a stage name to its dataclass types (``LcrlArguments`` first). Raises ``ConfigError``.
+    """
+    from trl import TrlParser
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--stage", required=True)
+    pre.add_argument("--config", default=None)
+    try:
+        known, rest = pre.parse_known_args(argv)
+    except SystemExit as exc:  # argparse exits on a missing --stage
+        raise ConfigError(f"--stage is required; allowed stages: {', '.join(stages)}") from exc
+    if known.stage not in stages:
+        raise ConfigError(f"unknown stage {known.stage!r}; allowed stages: {', '.join(stages)}")
+
+    recipe = Path(known.config) if known.config else DEFAULT_RECIPE_DIR / f"{known.stage}.yaml"
+    values = load_recipe(recipe)
+    env = values.pop("env", {}) or {}
+    parser = TrlParser(stages[known.stage], prog=f"train.py --stage {known.stage}")
+    allowed = _allowed_keys(parser)
+    bad = sorted(k for k in values if k not in allowed)
+    if bad:
+        raise ConfigError(f"{recipe}: " + _unknown_keys_message(bad, allowed, "config key(s)"))
+    flags = [a.split("=", 1)[0] for a in rest if a.startswith("--")]
+    bad_flags = sorted({f for f in flags if f[2:] not in allowed and f not in ("--help", "-h")})
+    if bad_flags:
+        raise ConfigError(_unknown_keys_message(bad_flags, allowed, "command-line flag(s)"))
+
+    parser.set_defaults_with_config(**values, stage=known.stage)
+    try:
+        parsed = parser.parse_args_into_dataclasses(args=rest)
+    except SystemExit as exc:  # argparse already printed the bad value and the choices
+        raise ConfigError("invalid command-line arguments (see the message above)") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{recipe}: {exc}") from exc
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
+    return ParsedRun(known.stage, recipe, parsed[0], tuple(parsed[1:]), values)
+
+
+def dump_run(run: ParsedRun, output_dir: str | Path) -> Path:
+    """Write the resolved configuration next to the run's outputs (``lcrl_config.json``)."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "lcrl_config.json"
+    path.write_text(json.dumps(run.to_dict(), indent=2, default=str))
+    return path

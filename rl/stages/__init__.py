@@ -1,0 +1,30 @@
+"""Pipeline stages. Each stage module has ``run(run: ParsedRun) -> None``; train.py dispatches here."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from rl.config import EvalArguments, InitArguments, LcrlArguments, ParsedRun
+
+STAGE_MODULES: dict[str, str] = {
+    "init": "rl.stages.init",
+    "sft": "rl.stages.sft",
+    "grpo": "rl.stages.grpo",
+    "eval": "rl.stages.evaluation",
+}
+
+
+def stage_types() -> dict[str, tuple[type, ...]]:
+    """The dataclasses each stage's recipe fills, ``LcrlArguments`` first."""
+    from trl import GRPOConfig, ModelConfig, SFTConfig
+
+    return {
+        "init": (LcrlArguments, InitArguments),
+        "sft": (LcrlArguments, SFTConfig, ModelConfig),
+        "grpo": (LcrlArguments, GRPOConfig, ModelConfig),
+        "eval": (LcrlArguments, EvalArguments),
+    }
+
+
+def run_stage(run: ParsedRun) -> None:
+    import_module(STAGE_MODULES[run.stage]).run(run)

@@ -1,0 +1,105 @@
+"""Build the embedded default model: a tokenizer trained locally and a tiny Qwen2 causal LM.
+
+Nothing here needs a network. The tokenizer is a byte-level BPE trained with ``tokenizers`` on the synthetic
+task's text (so any text still encodes losslessly), with digits always single tokens, the chat
+special tokens of Qwen (``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` as single added tokens.
+The model is a standard ``Qwen2ForCausalLM``; both are written with ``save_pretrained`` (safetensors), so every
+later stage loads them with ``from_pretrained`` like any Hub model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from data.budgets import TIER_NAMES, tier_instruction
+from data.synthetic import SyntheticConfig, generate
+from rl.config import InitArguments
+
+logger = logging.getLogger(__name__)
+
+PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = [PAD, BOS_IM, EOS_IM, "<think>", "</think>"]
+
+# Qwen's ChatML template: renders prompt + completion as a prefix-consistent string, as TRL's SFT needs.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def _corpus(n: int, seed: int) -> Iterable[str]:
+    for trace in generate("train", n, seed=seed, cfg=SyntheticConfig()):
+        yield trace.problem.question
+        yield trace.text
+    for tier in TIER_NAMES:
+        yield tier_instruction(tier)
+
+
+def train_tokenizer(vocab_size: int, corpus_size: int, seed: int = 0) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with single-digit tokens, trained on synthetic task text."""
+    tok = Tokenizer(models.BPE())
+    # Every digit is its own pre-token (with its leading space, if any): numbers never merge into multi-digit
+    # tokens, and " 7" is one token instead of two.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r" ?\d"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(corpus_size, seed), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS_IM, unk_token=None, bos_token=None
+    )
+    fast.add_special_tokens({"additional_special_tokens": [BOS_IM, "<think>", "</think>"]})
+    fast.chat_template = CHAT_TEMPLATE
+    fast.padding_side = "left"
+    return fast
+
+
+def build_model(args: InitArguments, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    torch.manual_seed(args.init_seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden_size,
+        intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.num_hidden_layers,
+        num_attention_heads=args.num_attention_heads,
+        num_key_value_heads=args.num_key_value_heads,
+        max_position_embeddings=args.max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def init_tiny(args: InitArguments) -> tuple[Path, int]:
+    """Train the tokenizer, build the model, save both to ``args.output_dir``; returns the path and parameter count."""
+    tokenizer = train_tokenizer(args.vocab_size, args.tokenizer_corpus, seed=args.init_seed)
+    model = build_model(args, tokenizer)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("tiny model: %.2fM parameters, vocabulary %d, saved to %s", n_params / 1e6, len(tokenizer), out)
+    return out, n_params

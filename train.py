@@ -1,0 +1,33 @@
+"""lcrl command line: parse the recipe and overrides, then run one stage.
+
+    accelerate launch train.py --stage init
+    accelerate launch train.py --stage sft
+    accelerate launch train.py --stage grpo --budget medium
+    accelerate launch train.py --stage eval
+    accelerate launch train.py --stage grpo --config configs/tiny/grpo.yaml --learning_rate 1e-5
+
+Without --config a stage reads configs/tiny/<stage>.yaml, the embedded default that needs no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from rl.config import ConfigError, parse_args
+    from rl.stages import run_stage, stage_types
+
+    try:
+        run = parse_args(argv, stage_types())
+        run_stage(run)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
