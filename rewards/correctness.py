@@ -9,7 +9,9 @@ Grading has two steps:
    longer than ``max_answer_chars`` scores 0.
 2. Verification of the short extracted answer against the gold answer with math-verify (``rewards.verify``),
    which handles numbers, LaTeX, fractions, sets, intervals and tuples. The boxed answer is parsed exactly as
-   TRL's ``accuracy_reward`` parses completions, so the two agree on well-formed completions.
+   TRL's ``accuracy_reward`` parses completions, so the two agree on well-formed completions. When both
+   answers are plain integers (most math answers) the verdict is integer equality, which is what math-verify
+   would conclude, without its LaTeX parser (the expensive part).
 
 Time limit and parallelism (``GradingConfig``, shared by every reward that needs correctness): verification runs
 in worker processes (``rewards.pool``) with a hard per-item deadline; an item that overruns is scored 0 and its
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from data.format import THINK_OPEN, completion_text, last_boxed, split_thinking
 from rewards.pool import GraderPool
 from rewards.registry import GradingConfig, RewardContext, register
-from rewards.verify import BOXED, TAIL, score_candidate
+from rewards.verify import BOXED, TAIL, quick_score, score_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,13 @@ class Grader:
             cand = extract_answer(str(text), self.config.max_answer_chars) if gold is not None else None
             keys.append(None if cand is None else (*cand, str(gold)))
         with self._lock:
-            todo = list(dict.fromkeys(k for k in keys if k is not None and k not in self._cache))
+            todo = []
+            for key in dict.fromkeys(k for k in keys if k is not None and k not in self._cache):
+                quick = quick_score(*key)  # plain integers: no need for math-verify or a worker
+                if quick is None:
+                    todo.append(key)
+                else:
+                    self._remember(key, quick)
             for key, score in zip(todo, self._verify(todo)):
                 self._remember(key, score)
             return [0.0 if k is None else self._cache[k] for k in keys]

@@ -105,3 +105,13 @@ def gold_answer(benchmark: str, record: Mapping[str, Any]) -> str:
 def as_boxed(answer: str) -> str:
     """``answer`` written the way a model should finish: ``\\boxed{answer}``."""
     return "\\boxed{" + answer + "}"
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def perturbed(answer: str) -> str:
+    """A different answer for tests and benchmarks: a number plus one, anything else with ``+1`` appended."""
+    if _NUMBER.fullmatch(answer):
+        return str(int(answer) + 1) if "." not in answer else repr(float(answer) + 1)
+    return answer + "+1"

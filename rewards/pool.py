@@ -3,9 +3,10 @@
 math-verify limits its own work with ``signal.alarm``, which only works in the main thread and cannot interrupt
 long C-level computations (huge integer powers in sympy, for example). So correctness is graded in worker
 processes: each worker is a plain ``python`` subprocess running ``rewards/verify.py`` (it imports math-verify
-only, never the training script, so it starts in about half a second), fed one job at a time over a pipe.
+only, never the training script, so it starts in about half a second), fed jobs over a pipe.
 When a job overruns its deadline the worker is killed (SIGKILL), the item scores 0, and a fresh worker replaces
-it; a worker that dies (a crash, or its memory limit) is handled the same way.
+it; a worker that dies (a crash, or its memory limit) is handled the same way. Each worker holds a short queue
+of jobs in its pipe (``prefetch``), so it never idles waiting for the parent to be scheduled.
 
 A pool runs ``size`` workers at most and starts them lazily; a call may use fewer (``score(..., workers=1)``
 grades sequentially in one worker). Workers that are not grading block on their pipe and use no CPU. Pools are
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,19 +47,23 @@ Job = tuple[str, str, str]  # (kind, candidate, gold)
 class _Worker:
     """One grading subprocess and its read buffer."""
 
-    def __init__(self, memory_limit_mb: int) -> None:
-        cmd = [sys.executable, "-c", _BOOT, json.dumps(sys.path), _VERIFY_PY, str(memory_limit_mb)]
+    def __init__(self, memory_limit_mb: int, script: str = _VERIFY_PY) -> None:
+        cmd = [sys.executable, "-c", _BOOT, json.dumps(sys.path), script, str(memory_limit_mb)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True)
         self.fd = self.proc.stdout.fileno()
         os.set_blocking(self.fd, False)
         self.buf = bytearray()
         self.ready = False
         self.started = time.monotonic()
-        self.job: tuple[int, float] | None = None  # (index in the call, deadline)
+        self.queue: deque[int] = deque()  # jobs sent and not answered yet, in order; the head is running
+        self.head_since = 0.0  # when the head job started
 
-    def send(self, seq: int, job: Job, soft_timeout: int, normalization: str) -> None:
-        data = pickle.dumps((seq, *job, soft_timeout, normalization), protocol=pickle.HIGHEST_PROTOCOL)
-        self.proc.stdin.write(_HEADER.pack(len(data)) + data)
+    def send(self, batch: Sequence[tuple[int, Job]], soft_timeout: int, normalization: str) -> None:
+        frames = bytearray()
+        for seq, job in batch:
+            data = pickle.dumps((seq, *job, soft_timeout, normalization), protocol=pickle.HIGHEST_PROTOCOL)
+            frames += _HEADER.pack(len(data)) + data
+        self.proc.stdin.write(bytes(frames))
 
     def read(self) -> list | None:
         """Complete messages now available; ``None`` once the worker has exited (end of file)."""
@@ -99,10 +105,14 @@ class _Worker:
 class GraderPool:
     """Up to ``size`` grading workers; ``score`` grades jobs with a hard per-item deadline."""
 
-    def __init__(self, size: int, memory_limit_mb: int = 4096, start_timeout: float = 120.0) -> None:
+    def __init__(
+        self, size: int, memory_limit_mb: int = 4096, start_timeout: float = 120.0, script: str | None = None
+    ) -> None:
+        """``script``: the worker program (default ``rewards/verify.py``; tests substitute one that misbehaves)."""
         if size < 1:
             raise ValueError(f"a grading pool needs at least one worker, got size={size}")
         self.size = size
+        self.script = script or _VERIFY_PY
         self.memory_limit_mb = memory_limit_mb
         self.start_timeout = start_timeout
         self._workers: list[_Worker | None] = [None] * size
@@ -112,14 +122,14 @@ class GraderPool:
     def _slot(self, i: int) -> _Worker:
         w = self._workers[i]
         if w is None or w.proc.poll() is not None:
-            w = self._workers[i] = _Worker(self.memory_limit_mb)
+            w = self._workers[i] = _Worker(self.memory_limit_mb, self.script)
         return w
 
     def _replace(self, i: int) -> None:
         old = self._workers[i]
         if old is not None:
             old.kill()
-        self._workers[i] = _Worker(self.memory_limit_mb)
+        self._workers[i] = _Worker(self.memory_limit_mb, self.script)
 
     def score(
         self,
@@ -128,10 +138,16 @@ class GraderPool:
         soft_timeout: int,
         workers: int | None = None,
         normalization: str = "trl",
+        prefetch: int = 8,
     ) -> list[float]:
         """Scores of ``jobs`` in order, each graded within ``timeout`` seconds (wall clock) or scored 0.
 
         ``workers``: how many processes to use for this call (at most ``size``); results do not depend on it.
+        ``prefetch``: jobs queued in each worker's pipe, so a worker never waits for the parent to be scheduled
+        (this matters on a busy machine). A worker grades its queue in order and answers each job as it finishes,
+        so the job at the head of its queue is the running one: its deadline runs from the moment the previous
+        answer was read (or from sending, for a worker that was idle). On an overrun the head job scores 0, the
+        worker is replaced, and the rest of its queue goes back to the pending jobs.
         ``soft_timeout`` and ``normalization`` are passed to ``rewards.verify.score_candidate``.
         """
         n = len(jobs)
@@ -142,62 +158,78 @@ class GraderPool:
         slots = list(range(k))
         for i in slots:
             self._slot(i)
-        next_job = done = 0
+        pending = deque(range(n))
+        done = 0
+
+        def fail_head(i: int, why: str) -> None:
+            nonlocal done
+            w = self._workers[i]
+            if w.queue:
+                head = w.queue.popleft()
+                results[head] = 0.0
+                done += 1
+                logger.warning("grading item %d %s: its worker is replaced and the item scores 0", head, why)
+                pending.extendleft(reversed(w.queue))
+            self._replace(i)
+
         try:
             while done < n:
                 now = time.monotonic()
-                for i in slots:  # hand a job to every idle, ready worker
+                for i in slots:  # top up the queue of every ready worker
                     w = self._workers[i]
-                    if w.ready and w.job is None and next_job < n:
-                        try:
-                            w.send(next_job, jobs[next_job], soft_timeout, normalization)
-                        except OSError:  # it died between jobs: replace it, the job waits for the next worker
-                            self._replace(i)
-                            continue
-                        w.job = (next_job, now + timeout)
-                        next_job += 1
+                    if not w.ready or not pending or len(w.queue) >= prefetch:
+                        continue
+                    batch = [pending.popleft() for _ in range(min(prefetch - len(w.queue), len(pending)))]
+                    try:
+                        w.send([(j, jobs[j]) for j in batch], soft_timeout, normalization)
+                    except OSError:  # it died between answers: the unsent batch and its queue go back
+                        pending.extendleft(reversed(batch))
+                        fail_head(i, "was running when its worker died")
+                        continue
+                    if not w.queue:
+                        w.head_since = now
+                    w.queue.extend(batch)
                 waits = []
                 for i in slots:
                     w = self._workers[i]
-                    waits.append(w.job[1] - now if w.job else w.started + self.start_timeout - now if not w.ready else 1.0)
-                readable, _, _ = select.select([self._workers[i].fd for i in slots], [], [], max(0.0, min(waits)))
+                    if w.queue:
+                        waits.append(w.head_since + timeout - now)
+                    elif not w.ready:
+                        waits.append(w.started + self.start_timeout - now)
+                readable, _, _ = select.select(
+                    [self._workers[i].fd for i in slots], [], [], max(0.0, min(waits, default=1.0))
+                )
+                now = time.monotonic()
                 for i in slots:
                     w = self._workers[i]
                     if w.fd not in readable:
                         continue
                     messages = w.read()
                     if messages is None:  # the worker died: a crash or its memory limit
-                        if w.job is not None:
-                            results[w.job[0]] = 0.0
-                            done += 1
-                            logger.warning("grading worker died on item %d; it scores 0", w.job[0])
-                        elif not w.ready:
-                            raise RuntimeError(f"a grading worker exited on start-up (code {w.proc.wait()}); see its stderr")
-                        self._replace(i)
+                        if not w.ready:
+                            code = w.proc.wait()
+                            raise RuntimeError(f"a grading worker exited on start-up (code {code}); see its stderr")
+                        fail_head(i, "killed its worker")
                         continue
                     for msg in messages:
                         if msg == ("ready",):
                             w.ready = True
-                        elif w.job is not None and msg[0] == w.job[0]:
-                            results[msg[0]] = float(msg[1])
-                            w.job = None
+                        elif w.queue and msg[0] == w.queue[0]:
+                            results[w.queue.popleft()] = float(msg[1])
+                            w.head_since = now
                             done += 1
-                now = time.monotonic()
                 for i in slots:
                     w = self._workers[i]
-                    if w.job is not None and now > w.job[1]:
-                        logger.warning("grading item %d ran past %.1fs: worker killed, item scores 0", w.job[0], timeout)
-                        results[w.job[0]] = 0.0
-                        done += 1
+                    if w.queue and now > w.head_since + timeout:
                         self.killed += 1
-                        self._replace(i)
+                        fail_head(i, f"ran past {timeout:.1f}s")
                     elif not w.ready and now > w.started + self.start_timeout:
                         raise RuntimeError(f"a grading worker did not start within {self.start_timeout:.0f}s")
         except BaseException:
-            # a job may still be in flight: kill busy workers so no stale answer reaches a later call
+            # jobs may still be in flight: kill busy workers so no stale answer reaches a later call
             for i in slots:
                 w = self._workers[i]
-                if w is not None and w.job is not None:
+                if w is not None and w.queue:
                     w.kill()
                     self._workers[i] = None
             raise

@@ -97,6 +97,26 @@ def too_hard(candidate: str) -> bool:
     )
 
 
+_INTEGER = re.compile(r"-?(?:[1-9][0-9]{0,99}|0)")
+
+
+def quick_score(kind: str, candidate: str, gold: str) -> float | None:
+    """The verdict without math-verify when both answers are plain integers (most math answers), else ``None``.
+
+    Only canonical integers (no sign on zero, no leading zeros, no separators, at most 100 digits) take this
+    path: math-verify parses them to sympy Integers and compares exactly, so the verdict is integer equality.
+    """
+    if kind != BOXED:
+        return None
+    pred = candidate[len("\\boxed{") : -1].strip()
+    g = gold.strip()
+    if len(g) > 2 and g[0] == "$" and g[-1] == "$" and g.count("$") == 2:
+        g = g[1:-1].strip()
+    if _INTEGER.fullmatch(pred) and _INTEGER.fullmatch(g):
+        return float(pred == g)
+    return None
+
+
 def _timeouts_allowed() -> bool:
     # math-verify's own time limits use signal.alarm, which works only in the main thread
     return threading.current_thread() is threading.main_thread()
@@ -108,15 +128,17 @@ def parse_gold(gold: str, soft_timeout: int | None = None, normalization: str = 
 
     A gold written with ``$...$`` or ``\\boxed{}`` is parsed as TRL parses solutions (math-verify's defaults).
     A bare answer (``3\\sqrt{13}``, ``1,-2``: what ``rewards.gold`` produces) is parsed as if boxed, with the
-    same configuration as the prediction, so a gold answer written back as ``\\boxed{gold}`` always matches;
-    parsed bare, math-verify would read ``3\\sqrt{13}`` as 3.
+    same configuration as the prediction, so a gold answer written back as ``\\boxed{gold}`` always matches
+    (parsed bare, math-verify would read ``3\\sqrt{13}`` as 3). When that leaves only a string (``\\frac12``
+    under "trl"), the ``$gold$`` reading with math-verify's defaults is added, so ``0.5`` matches it too.
     """
-    if not _MATH_DELIMITER.search(gold) and "\\boxed" not in gold:
-        config = BOXED_CONFIGS[normalization]
-        parsed = parse("\\boxed{" + gold + "}", config, extraction_mode="first_match", parsing_timeout=soft_timeout)
-        if parsed:
-            return tuple(parsed)
-    return tuple(parse(gold, parsing_timeout=soft_timeout))
+    if _MATH_DELIMITER.search(gold) or "\\boxed" in gold:
+        return tuple(parse(gold, parsing_timeout=soft_timeout))
+    config = BOXED_CONFIGS[normalization]
+    parsed = parse("\\boxed{" + gold + "}", config, extraction_mode="first_match", parsing_timeout=soft_timeout)
+    if not any(not isinstance(p, str) for p in parsed):
+        parsed += [p for p in parse(f"${gold}$", parsing_timeout=soft_timeout) if not isinstance(p, str)]
+    return tuple(parsed)
 
 
 def score_candidate(
@@ -129,6 +151,9 @@ def score_candidate(
     ``normalization``: ``trl`` or ``full`` (see ``BOXED_CONFIGS``). Never raises: any failure scores 0.
     """
     try:
+        quick = quick_score(kind, candidate, gold)
+        if quick is not None:
+            return quick
         if too_hard(candidate):
             return 0.0
         if not _timeouts_allowed():

@@ -1,0 +1,288 @@
+"""Every reward formula against hand-computed values, group edge cases, mixed tiers, thinking vs completion."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from data.budgets import resolve_tiers
+from rewards import GradingConfig, RewardContext, build_rewards
+from rewards.group import group_indices
+from rewards.length import token_lengths
+from rewards.metrics import tier_metrics
+
+END = 9  # the </think> token id in these tests
+# budgets 10 / 20 / 40 tokens, penalties 1.0 / 0.5 / 0.1
+TIERS = resolve_tiers({"short": {"budget": 10}, "medium": {"budget": 20}, "long": {"budget": 40}})
+CTX = RewardContext(tiers=TIERS, think_end_id=END, grading=GradingConfig(workers=0), tier_metrics=False)
+
+
+def reward(name: str, **params):
+    (func,), _ = build_rewards([{"name": name, **params}], CTX)
+    return func
+
+
+def right(n: int = 1) -> list:
+    return [[{"role": "assistant", "content": "<think>ok</think> The answer is \\boxed{5}."}]] * n
+
+
+def wrong(n: int = 1) -> list:
+    return [[{"role": "assistant", "content": "<think>ok</think> The answer is \\boxed{4}."}]] * n
+
+
+def ids(thinking: int, after: int = 0) -> list[int]:
+    """Token ids: ``thinking`` tokens ending with </think> (counted in the thinking), then ``after`` more."""
+    return [1] * (thinking - 1) + [END] + [2] * after
+
+
+def call(func, completions, completion_ids, prompts=None, **columns):
+    n = len(completions)
+    columns.setdefault("solution", ["5"] * n)
+    prompts = prompts or [[{"role": "user", "content": "Q"}]] * n
+    return func(prompts=prompts, completions=completions, completion_ids=completion_ids, **columns)
+
+
+# ---------------------------------------------------------------------------------------------- lengths
+
+
+def test_token_lengths_thinking_vs_completion():
+    batch = [ids(3, after=2), [1, 1, 1, 1], []]
+    assert token_lengths(batch, "thinking", END) == [3, 4, 0]  # no </think>: the whole completion is thinking
+    assert token_lengths(batch, "completion", END) == [5, 4, 0]
+    assert token_lengths(batch, "thinking", None) == [5, 4, 0]
+    with pytest.raises(ValueError, match="allowed: thinking, completion"):
+        token_lengths(batch, "words", END)
+
+
+# ------------------------------------------------------------------------------------------------ tldr
+
+
+def test_tldr_excess_mixed_tiers_in_one_batch():
+    tldr = reward("tldr", shape="excess", length_of="thinking")
+    completions = right(3) + wrong(1)
+    lengths = [ids(15), ids(8), ids(30), ids(20)]
+    tiers = ["short", "short", "medium", "short"]
+    # short: 1 - 1.0 * 5/10 = 0.5 | within budget: 1 | medium: 1 - 0.5 * 10/20 = 0.75 | wrong short: 0 - 1.0 * 10/10
+    assert call(tldr, completions, lengths, tier=tiers) == pytest.approx([0.5, 1.0, 0.75, -1.0])
+
+
+def test_tldr_normalized_shape():
+    tldr = reward("tldr", shape="normalized")
+    out = call(tldr, right(2), [ids(5), ids(40)], tier=["short", "long"])
+    assert out == pytest.approx([1 - 1.0 * 5 / 10, 1 - 0.1 * 40 / 40])
+
+
+def test_tldr_thinking_only_vs_whole_completion():
+    completion_ids = [ids(10, after=10)]  # 10 thinking tokens, 20 in all
+    thinking = call(reward("tldr", length_of="thinking"), right(), completion_ids, tier=["short"])
+    whole = call(reward("tldr", length_of="completion"), right(), completion_ids, tier=["short"])
+    assert thinking == [1.0] and whole == pytest.approx([1 - 1.0 * 10 / 10])
+
+
+def test_tldr_needs_a_known_tier():
+    tldr = reward("tldr")
+    with pytest.raises(ValueError, match="unknown tier.*'huge'.*allowed: short, medium, long"):
+        call(tldr, right(), [ids(3)], tier=["huge"])
+    with pytest.raises(ValueError, match="'tier' column"):
+        call(tldr, right(), [ids(3)])
+
+
+# --------------------------------------------------------------------------------------------------- L1
+
+
+def test_l1_exact_target_from_prompt():
+    l1 = reward("l1_exact", alpha=0.001)
+    prompts = [[{"role": "user", "content": "Q\nThink for 100 tokens."}]] * 2
+    out = call(l1, right() + wrong(), [[1] * 150, [1] * 50], prompts=prompts)
+    assert out == pytest.approx([1 - 0.001 * 50, 0 - 0.001 * 50])
+
+
+def test_l1_exact_target_from_column_and_tier():
+    by_column = reward("l1_exact", alpha=0.001, target="column")
+    assert call(by_column, right(), [[1] * 30], target_length=[10]) == pytest.approx([1 - 0.02])
+    by_tier = reward("l1_exact", alpha=0.01, target="tier", length_of="thinking")
+    assert call(by_tier, right(2), [ids(12), ids(12)], tier=["short", "medium"]) == pytest.approx([0.98, 0.92])
+
+
+def test_l1_exact_without_a_target_is_a_clear_error():
+    with pytest.raises(ValueError, match="Think for N tokens"):
+        call(reward("l1_exact"), right(), [[1]])
+
+
+def test_l1_max():
+    l1 = reward("l1_max", alpha=0.001, delta=0.5)
+    prompts = [[{"role": "user", "content": "Q Think for maximum 100 tokens."}]] * 4
+    out = call(l1, right(3) + wrong(), [[1] * 50, [1] * 600, [1] * 10, [1] * 10], prompts=prompts)
+    # clip(0.05 + 0.5) = 0.55 | clip(-0.5 + 0.5) = 0 | clip(0.09 + 0.5) = 0.59 | wrong: 0
+    assert out == pytest.approx([0.55, 0.0, 0.59, 0.0])
+    big = call(l1, right(), [[1] * 100], prompts=[[{"role": "user", "content": "Think for maximum 2000 tokens."}]])
+    assert big == [1.0]  # clip(1.9 + 0.5, 0, 1)
+
+
+# ------------------------------------------------------------------------------------------- thinkprune
+
+
+def test_thinkprune_fixed_limit_and_tier_budget():
+    fixed = reward("thinkprune", limit=10)
+    assert call(fixed, right(2) + wrong(), [[1] * 10, [1] * 11, [1] * 5]) == [1.0, 0.0, 0.0]
+    by_tier = reward("thinkprune", length_of="thinking")
+    out = call(by_tier, right(2), [ids(15, after=50), ids(15)], tier=["medium", "short"])
+    assert out == [1.0, 0.0]
+
+
+# ------------------------------------------------------------------------------------------------- kimi
+
+
+def test_kimi_group_values():
+    kimi = reward("kimi")
+    completions = right() + wrong() + right() + wrong()
+    # Lmin 10, Lmax 50: lam = 0.5 - (L - 10)/40 = 0.5, 0.25, 0.0, -0.5; wrong -> min(0, lam)
+    out = call(kimi, completions, [[1] * 10, [1] * 20, [1] * 30, [1] * 50])
+    assert out == pytest.approx([0.5, 0.0, 0.0, -0.5])
+
+
+@pytest.mark.parametrize(
+    "completions, lengths, expected",
+    [
+        (right(2) + wrong(), [[1] * 7] * 3, [0.0, 0.0, 0.0]),  # all the same length
+        (right(), [[1] * 7], [0.0]),  # one completion
+        (wrong(2), [[1] * 10, [1] * 30], [0.0, -0.5]),  # no correct answer: min(0, lam)
+    ],
+)
+def test_kimi_edge_cases(completions, lengths, expected):
+    assert call(reward("kimi"), completions, lengths) == pytest.approx(expected)
+
+
+def test_kimi_groups_by_prompt_not_position():
+    kimi = reward("kimi")
+    a, b = [{"role": "user", "content": "A"}], [{"role": "user", "content": "B"}]
+    prompts = [a, b, a, b]  # two prompts interleaved
+    out = call(kimi, right(4), [[1] * 10, [1] * 100, [1] * 20, [1] * 300], prompts=prompts)
+    # group A: 10, 20 -> 0.5, -0.5; group B: 100, 300 -> 0.5, -0.5 (across the batch 10..300 it would differ)
+    assert out == pytest.approx([0.5, 0.5, -0.5, -0.5])
+
+
+# ------------------------------------------------------------------------------------------- efficiency
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_efficiency_group_values():
+    eff = reward("efficiency", alpha=0.1)
+    # correct lengths 10, 30: mu 20, population sigma 10; the wrong one scores 0 whatever its length
+    out = call(eff, right(2) + wrong(), [[1] * 10, [1] * 30, [1] * 5])
+    assert out == pytest.approx([1 - 0.1 * sig(-1), 1 - 0.1 * sig(1), 0.0], abs=1e-6)
+    assert out[0] == pytest.approx(0.9731059, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "completions, lengths, expected",
+    [
+        (right() + wrong(), [[1] * 10, [1] * 40], [0.95, 0.0]),  # one correct: sigma 0 -> 1 - alpha/2
+        (right(3), [[1] * 8] * 3, [0.95] * 3),  # all the same length
+        (wrong(3), [[1] * 3, [1] * 6, [1] * 9], [0.0] * 3),  # no correct answer
+        (right(), [[1] * 8], [0.95]),  # one completion
+    ],
+)
+def test_efficiency_edge_cases(completions, lengths, expected):
+    assert call(reward("efficiency", alpha=0.1), completions, lengths) == pytest.approx(expected)
+
+
+def test_efficiency_groups_interleaved_prompts_and_ids():
+    eff = reward("efficiency", alpha=0.1)
+    p = [{"role": "user", "content": "same prompt text"}]
+    # same prompt, different ids: two groups; ids interleaved
+    out = call(eff, right(4), [[1] * 10, [1] * 50, [1] * 30, [1] * 50], prompts=[p] * 4, id=["x", "y", "x", "y"])
+    assert out == pytest.approx([1 - 0.1 * sig(-1), 0.95, 1 - 0.1 * sig(1), 0.95], abs=1e-6)
+
+
+def test_group_indices():
+    assert group_indices(["a", "b", "a", "c", "b"]) == [[0, 2], [1, 4], [3]]
+    assert group_indices(["a", "a", "a"], ids=[1, 2, 1]) == [[0, 2], [1]]
+
+
+# --------------------------------------------------------------------------------------- TRL wrappers
+
+
+def test_cosine_matches_trl_schedule():
+    cos = reward("cosine", max_len=100)
+    out = call(cos, right(4) + wrong(2), [[1] * 50, [1] * 0, [1] * 100, [1] * 150, [1] * 50, [1] * 0])
+    # TRL defaults: correct 1.0 -> 0.5, wrong -1.0 -> -0.5; past max_len the long-length bound holds
+    assert out == pytest.approx([0.75, 1.0, 0.5, 0.5, -0.75, -1.0])
+
+
+def test_cosine_yeo_constants_thinking_length_and_exceed_value():
+    cos = reward(
+        "cosine", max_len=100, min_value_correct=1.0, max_value_correct=2.0, min_value_wrong=-10.0,
+        max_value_wrong=0.0, exceed_value=-10.0, length_of="thinking",
+    )  # fmt: skip
+    out = call(cos, right(2) + wrong(), [ids(50, after=500), ids(101), ids(100)])
+    assert out == pytest.approx([1.5, -10.0, 0.0])
+
+
+def test_overlong_matches_dapo():
+    over = reward("overlong", max_completion_len=100, soft_punish_cache=20)
+    assert call(over, right(4), [[1] * 80, [1] * 90, [1] * 100, [1] * 101]) == pytest.approx([0.0, -0.5, -1.0, -1.0])
+    default_cache = reward("overlong", max_completion_len=100)  # L_cache = 100 // 5 = 20
+    assert call(default_cache, right(), [[1] * 90]) == pytest.approx([-0.5])
+    thinking = reward("overlong", max_completion_len=100, length_of="thinking")
+    assert call(thinking, right(), [ids(80, after=100)]) == [0.0]
+
+
+@pytest.mark.parametrize(
+    "text, think_in_prompt, expected",
+    [
+        ("<think>\nsteps\n</think>\nSo \\boxed{5}.", False, 1.0),
+        ("steps\n</think>\nSo \\boxed{5}.", False, 0.0),  # TRL's check wants the opening tag ...
+        ("steps\n</think>\nSo \\boxed{5}.", True, 1.0),  # ... unless the chat template wrote it
+        ("<think>a</think> \\boxed{5} or \\boxed{6}", False, 0.0),  # two answers
+        ("<think>a</think> no box", False, 0.0),
+        ("<think>a</think> \\boxed{}", False, 0.0),
+        ("<think>a</think> \\boxed{5", False, 0.0),  # unbalanced
+        ("<think>a</think>b</think> \\boxed{5}", False, 0.0),  # thinking closed twice
+        ("<think>a<think>b</think> \\boxed{5}", False, 0.0),  # opened twice
+        ("<think>never closed \\boxed{5}", False, 0.0),
+    ],
+)
+def test_format(text, think_in_prompt, expected):
+    fmt = reward("format", think_in_prompt=think_in_prompt)
+    assert fmt(prompts=["q"], completions=[text]) == [expected]
+    assert fmt(prompts=["q"], completions=[[{"role": "assistant", "content": text}]]) == [expected]
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+
+def test_tier_metrics_values():
+    out = tier_metrics([5, 15, 30, 10], ["short", "short", "medium", "short"], TIERS, correct=[1.0, 0.0, 1.0, 1.0])
+    assert out == pytest.approx(
+        {
+            "tiers/short/mean_length": 10.0, "tiers/short/within_budget": 2 / 3, "tiers/short/accuracy": 2 / 3,
+            "tiers/medium/mean_length": 30.0, "tiers/medium/within_budget": 0.0, "tiers/medium/accuracy": 1.0,
+        }
+    )  # fmt: skip
+    assert tier_metrics([4, 6], None, TIERS) == {"tiers/all/mean_length": 5.0}
+
+
+def test_metrics_logged_through_log_metric_once_per_batch():
+    ctx = RewardContext(tiers=TIERS, think_end_id=END, grading=GradingConfig(workers=0))
+    funcs, weights = build_rewards([{"name": "correctness"}, {"name": "tldr", "weight": 0.5}], ctx)
+    assert weights == [1.0, 0.5] and [f.__name__ for f in funcs] == ["correctness", "tldr"]
+    logged: dict[str, list[float]] = {}
+    columns = {
+        "solution": ["5"] * 3, "tier": ["short", "long", "short"], "id": ["a", "b", "a"],
+        "trainer_state": None, "log_extra": lambda *a: None, "log_metric": lambda k, v: logged.setdefault(k, []).append(v),
+    }  # fmt: skip
+    rewards = [
+        f(prompts=["a", "b", "a"], completions=right(2) + wrong(), completion_ids=[ids(4, 3), ids(50), ids(12)], **columns)
+        for f in funcs
+    ]
+    assert rewards[0] == [1.0, 1.0, 0.0]
+    assert rewards[1] == pytest.approx([1.0, 1 - 0.1 * 10 / 40, -0.2])
+    assert logged == {
+        "tiers/short/mean_length": [8.0], "tiers/short/within_budget": [0.5], "tiers/short/accuracy": [0.5],
+        "tiers/long/mean_length": [50.0], "tiers/long/within_budget": [0.0], "tiers/long/accuracy": [1.0],
+    }  # fmt: skip
