@@ -165,9 +165,10 @@ def correctness_reward(prompts: Sequence, completions: Sequence, solution: Seque
 class Correctness:
     """Binary correctness: r = c, with c = 1 if the final answer equals the gold answer, else 0.
 
-    Source: the verifiable reward of DeepSeek-R1 (Guo et al. 2025) as TRL's ``accuracy_reward`` implements it
-    with math-verify; here restricted to the answer after ``</think>`` (boxed first, then a fallback), with a hard
-    per-item time limit and parallel grading (see the module docstring). Gold: the ``solution`` column.
+    Source: the verifiable reward of DeepSeek-R1 (Guo et al. 2025, arXiv 2501.12948) as TRL's ``accuracy_reward``
+    implements it with math-verify; here restricted to the answer after ``</think>`` (boxed first, then a
+    fallback), with a hard per-item time limit and parallel grading (see the module docstring). Gold: the
+    ``solution`` column.
     """
 
     def __init__(self, ctx: RewardContext) -> None:

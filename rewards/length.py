@@ -37,17 +37,23 @@ def token_lengths(completion_ids: Sequence[Sequence[int]], length_of: str, think
 
 
 def check_length_of(length_of: str, ctx: RewardContext, reward: str) -> str:
-    """Validate ``length_of`` at build time; warn when thinking lengths cannot find ``</think>``."""
+    """Validate ``length_of`` at build time, naming the allowed values."""
     if length_of not in LENGTH_OF:
         raise ValueError(f"unknown length_of {length_of!r} for reward {reward!r}; allowed: {', '.join(LENGTH_OF)}")
-    if length_of == "thinking" and ctx.think_end_id is None:
-        logger.warning("%s: think_end_id is unknown, so thinking lengths count the whole completion", reward)
     return length_of
 
 
+_warned_no_think_end = False
+
+
 def lengths_of(completion_ids: Sequence[Sequence[int]] | None, length_of: str, ctx: RewardContext) -> list[int]:
+    """``token_lengths`` for a reward call; warns once when thinking lengths cannot find ``</think>``."""
+    global _warned_no_think_end
     if completion_ids is None:
         raise ValueError("length rewards need completion_ids (TRL's GRPOTrainer passes them)")
+    if length_of == "thinking" and ctx.think_end_id is None and not _warned_no_think_end:
+        logger.warning("RewardContext.think_end_id is unknown: thinking lengths count the whole completion")
+        _warned_no_think_end = True
     return token_lengths(completion_ids, length_of, ctx.think_end_id)
 
 
@@ -146,7 +152,7 @@ class _L1:
 
 @register("l1_exact")
 class L1Exact(_L1):
-    """LCPO-Exact (L1, Aggarwal and Welleck 2025): r = c - alpha * |n_target - L|.
+    """LCPO-Exact (L1, Aggarwal and Welleck 2025, arXiv 2503.04697): r = c - alpha * |n_target - L|.
 
     The target n comes from the prompt ("Think for n tokens.", ``target=prompt``), a column (``target=column``,
     ``target_column``) or the tier's budget (``target=tier``). Authors' constants: alpha = 0.0003,
@@ -162,7 +168,7 @@ class L1Exact(_L1):
 
 @register("l1_max")
 class L1Max(_L1):
-    """LCPO-Max (L1, Aggarwal and Welleck 2025): r = c * clip(alpha * (n_target - L) + delta, 0, 1).
+    """LCPO-Max (L1, Aggarwal and Welleck 2025, arXiv 2503.04697): r = c * clip(alpha * (n_target - L) + delta, 0, 1).
 
     Prompt instruction "Think for maximum n tokens."; target sources as in ``l1_exact``. Authors' constants:
     alpha = 0.0003, delta = 0.5.

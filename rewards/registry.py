@@ -142,7 +142,8 @@ def build_rewards(
             )
         missing = [p for p in required if p not in params]
         if missing:
-            raise ValueError(f"reward {name!r} needs parameter(s) {missing}; allowed: {', '.join(['weight', *allowed])}")
+            known = ", ".join(["weight", *allowed])
+            raise ValueError(f"reward {name!r} needs parameter(s) {missing}; allowed: {known}")
         func = factory(ctx, **params)
         func.__name__ = name  # TRL logs rewards under their function name
         funcs.append(func)

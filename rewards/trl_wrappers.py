@@ -58,9 +58,8 @@ class Cosine:
         self.ctx, self.max_len = ctx, int(max_len)
         self.exceed_value = None if exceed_value is None else float(exceed_value)
         self.length_of = check_length_of(length_of, ctx, "cosine")
-        self.trl_reward = get_cosine_scaled_reward(
-            self.max_len, float(min_value_wrong), float(max_value_wrong), float(min_value_correct), float(max_value_correct)
-        )
+        values = [float(v) for v in (min_value_wrong, max_value_wrong, min_value_correct, max_value_correct)]
+        self.trl_reward = get_cosine_scaled_reward(self.max_len, *values)
         self.__name__ = "cosine"
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
@@ -127,11 +126,11 @@ def well_formed(text: str, think_in_prompt: bool = False) -> bool:
 class Format:
     """Format reward: r = 1 if the completion is ``<think> thinking </think> answer`` with one boxed answer, else 0.
 
-    The thinking part is checked by TRL's ``think_format_reward`` (DeepSeek-R1's format reward, Guo et al. 2025:
-    the completion starts with ``<think>``, has no second ``<think>``, and closes it); on top of it this requires
-    a single ``</think>`` and exactly one non-empty, balanced ``\\boxed{...}`` after it. ``think_in_prompt``: the
-    chat template already opens the thinking (R1-distilled models' templates end the prompt with ``<think>``),
-    so a completion that starts inside the thinking is accepted.
+    Source: DeepSeek-R1's format reward (Guo et al. 2025, arXiv 2501.12948). The thinking part is checked by
+    TRL's ``think_format_reward`` (the completion starts with ``<think>``, has no second ``<think>``, and closes
+    it); on top of it this requires a single ``</think>`` and exactly one non-empty, balanced ``\\boxed{...}``
+    after it. ``think_in_prompt``: the chat template already opens the thinking (R1-distilled models' templates
+    end the prompt with ``<think>``), so a completion that starts inside the thinking is accepted.
     """
 
     def __init__(self, ctx: RewardContext, think_in_prompt: bool = False) -> None:

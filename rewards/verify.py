@@ -49,7 +49,7 @@ BOXED_CONFIG = BOXED_CONFIGS["trl"]
 TAIL_CONFIG = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
 
 MAX_BRACE_DEPTH = 50  # deeper nesting is never a real answer and can blow the parser's recursion
-MAX_POWER_DEPTH = 3  # a^{b^{c^{d}}}: a power tower sympy may try to evaluate for ever
+MAX_POWER_DEPTH = 2  # deeper, a^{b^{c^{d}}}: a power tower sympy may try to evaluate for ever
 _NUMERIC_TOWER = re.compile(r"\d\s*\*\*\s*\(?\s*\d+\s*\)?\s*\*\*")  # 9**9**9 in a plain-text answer
 _MATH_DELIMITER = re.compile(r"(?<!\\)\$")  # an unescaped $ (\$ is a dollar sign inside an answer)
 _HEADER = struct.Struct("<I")
@@ -68,7 +68,7 @@ def brace_depth(text: str) -> int:
 
 
 def power_depth(text: str) -> int:
-    """Deepest chain of exponents, e.g. 3 for ``9^{9^{9}}``: each ``^`` opened inside an exponent adds one."""
+    """Deepest chain of exponents, e.g. 2 for ``9^{9^{9}}``: each ``^`` opened inside an exponent adds one."""
     stack: list[int] = []  # power depth at each open brace
     depth = deepest = 0
     pending = False  # a ^ was just seen: the next brace opens an exponent

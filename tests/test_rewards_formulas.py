@@ -274,12 +274,13 @@ def test_metrics_logged_through_log_metric_once_per_batch():
     logged: dict[str, list[float]] = {}
     columns = {
         "solution": ["5"] * 3, "tier": ["short", "long", "short"], "id": ["a", "b", "a"],
-        "trainer_state": None, "log_extra": lambda *a: None, "log_metric": lambda k, v: logged.setdefault(k, []).append(v),
+        "trainer_state": None, "log_extra": lambda *a: None,
+        "log_metric": lambda k, v: logged.setdefault(k, []).append(v),
     }  # fmt: skip
-    rewards = [
-        f(prompts=["a", "b", "a"], completions=right(2) + wrong(), completion_ids=[ids(4, 3), ids(50), ids(12)], **columns)
-        for f in funcs
-    ]
+    completion_ids = [ids(4, 3), ids(50), ids(12)]
+    completions = right(2) + wrong()
+    prompts = ["a", "b", "a"]
+    rewards = [f(prompts=prompts, completions=completions, completion_ids=completion_ids, **columns) for f in funcs]
     assert rewards[0] == [1.0, 1.0, 0.0]
     assert rewards[1] == pytest.approx([1.0, 1 - 0.1 * 10 / 40, -0.2])
     assert logged == {
