@@ -91,16 +91,20 @@ class Grader:
             cand = extract_answer(str(text), self.config.max_answer_chars) if gold is not None else None
             keys.append(None if cand is None else (*cand, str(gold)))
         with self._lock:
+            scores: dict[tuple[str, str, str], float] = {}
             todo = []
-            for key in dict.fromkeys(k for k in keys if k is not None and k not in self._cache):
-                quick = quick_score(*key)  # plain integers: no need for math-verify or a worker
-                if quick is None:
+            for key in dict.fromkeys(k for k in keys if k is not None):
+                known = self._cache.get(key)
+                if known is None:
+                    known = quick_score(*key)  # plain integers: no need for math-verify or a worker
+                if known is None:
                     todo.append(key)
                 else:
-                    self._remember(key, quick)
-            for key, score in zip(todo, self._verify(todo)):
+                    scores[key] = known
+            scores.update(zip(todo, self._verify(todo)))
+            for key, score in scores.items():
                 self._remember(key, score)
-            return [0.0 if k is None else self._cache[k] for k in keys]
+            return [0.0 if k is None else scores[k] for k in keys]
 
     def _verify(self, jobs: list[tuple[str, str, str]]) -> list[float]:
         cfg = self.config

@@ -63,7 +63,9 @@ class _Worker:
         for seq, job in batch:
             data = pickle.dumps((seq, *job, soft_timeout, normalization), protocol=pickle.HIGHEST_PROTOCOL)
             frames += _HEADER.pack(len(data)) + data
-        self.proc.stdin.write(bytes(frames))
+        view = memoryview(frames)
+        while view:  # an unbuffered pipe write may be partial
+            view = view[self.proc.stdin.write(view) :]
 
     def read(self) -> list | None:
         """Complete messages now available; ``None`` once the worker has exited (end of file)."""

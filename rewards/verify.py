@@ -189,7 +189,9 @@ def _read_exact(stream, n: int) -> bytes | None:
 
 def _send(fd: int, obj) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    os.write(fd, _HEADER.pack(len(data)) + data)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -209,7 +211,7 @@ def serve(memory_limit_mb: int = 0) -> None:
     os.dup2(2, 1)  # stray prints must not corrupt the protocol stream
     for name in ("math_verify", "latex2sympy2_extended"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    score_candidate(BOXED, "\\boxed{1}", "1")  # warm up the parsers before reporting ready
+    score_candidate(BOXED, "\\boxed{\\frac{1}{2}}", "0.5")  # warm up the parsers before reporting ready
     _limit_memory(memory_limit_mb)
     _send(out_fd, ("ready",))
     stdin = sys.stdin.buffer
