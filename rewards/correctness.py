@@ -113,13 +113,31 @@ class Grader:
         if self._pool is None:
             return [score_candidate(*job, cfg.soft_timeout, cfg.normalization) for job in jobs]
         workers = 1 if len(jobs) < cfg.parallel_threshold else cfg.workers
-        return self._pool.score(jobs, cfg.timeout, cfg.soft_timeout, workers, cfg.normalization)
+        # jobs of one gold answer (a GRPO group) go to the workers together, so each worker parses a gold once
+        order = sorted(range(len(jobs)), key=lambda i: jobs[i][2])
+        scores = self._pool.score([jobs[i] for i in order], cfg.timeout, cfg.soft_timeout, workers, cfg.normalization)
+        out = [0.0] * len(jobs)
+        for i, score in zip(order, scores):
+            out[i] = score
+        return out
 
     def _remember(self, key: tuple[str, str, str], score: float) -> None:
         self._cache[key] = score
         self._cache.move_to_end(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+    def warm_up(self, texts: Sequence[str], golds: Sequence[str]) -> None:
+        """Grade ``texts`` in every worker (or in-process), without caching: warm parsers, e.g. before timing."""
+        cfg = self.config
+        candidates = [(extract_answer(str(t), cfg.max_answer_chars), str(g)) for t, g in zip(texts, golds)]
+        jobs = [(*c, g) for c, g in candidates if c is not None and quick_score(*c, g) is None]
+        with self._lock:
+            if self._pool is None:
+                for job in jobs:
+                    score_candidate(*job, cfg.soft_timeout, cfg.normalization)
+            else:
+                self._pool.warm_up(jobs, cfg.timeout, cfg.soft_timeout, cfg.normalization)
 
     def clear_cache(self) -> None:
         with self._lock:

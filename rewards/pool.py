@@ -141,6 +141,7 @@ class GraderPool:
         workers: int | None = None,
         normalization: str = "trl",
         prefetch: int = 8,
+        slots: Sequence[int] | None = None,
     ) -> list[float]:
         """Scores of ``jobs`` in order, each graded within ``timeout`` seconds (wall clock) or scored 0.
 
@@ -151,13 +152,14 @@ class GraderPool:
         answer was read (or from sending, for a worker that was idle). On an overrun the head job scores 0, the
         worker is replaced, and the rest of its queue goes back to the pending jobs.
         ``soft_timeout`` and ``normalization`` are passed to ``rewards.verify.score_candidate``.
+        ``slots``: which workers to use (indices below ``size``), instead of the first ``workers``.
         """
         n = len(jobs)
         results = [0.0] * n
         if n == 0:
             return results
-        k = max(1, min(workers or self.size, self.size, n))
-        slots = list(range(k))
+        if slots is None:
+            slots = list(range(max(1, min(workers or self.size, self.size, n))))
         for i in slots:
             self._slot(i)
         pending = deque(range(n))
@@ -236,6 +238,12 @@ class GraderPool:
                     self._workers[i] = None
             raise
         return results
+
+    def warm_up(self, jobs: Sequence[Job], timeout: float, soft_timeout: int, normalization: str = "trl") -> None:
+        """Start every worker and have each grade all of ``jobs`` (math-verify's parser gets faster as it sees
+        more answers; a long training run reaches that state by itself, a benchmark should start from it)."""
+        for i in range(self.size):
+            self.score(jobs, timeout, soft_timeout, normalization=normalization, slots=[i])
 
     def close(self) -> None:
         """Stop all workers (the pool can be used again: workers restart on demand)."""
