@@ -194,3 +194,9 @@ def test_shared_grader_caches_verdicts():
     g.clear_cache()
     assert g.grade([r1("x+1"), r1("x+1")], ["1+x", "1+x"]) == [1.0, 1.0]
     assert len(g._cache) == 1  # identical (answer, gold) pairs are graded once
+
+
+def test_warm_up_reaches_every_worker_and_caches_nothing(grader):
+    grader.clear_cache()
+    grader.warm_up([r1("x+1"), r1("7"), "<think>never closed"], ["1+x", "7", "1"])
+    assert len(grader._cache) == 0 and len(grader.pool.pids) == 2
