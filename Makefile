@@ -3,7 +3,6 @@ PY          ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 TORCH_CPU   := torch==2.13.0
-LAUNCH      := $(BIN)/accelerate launch --num_processes 1
 export PYTHONUNBUFFERED := 1
 export WANDB_SILENT := true
 
@@ -22,11 +21,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 # The whole embedded pipeline: tiny model + synthetic long-CoT task, init -> sft -> grpo (medium) -> eval.
+# bench/demo.py runs the four README commands in turn and records wall time and peak memory.
 demo: install
-	$(LAUNCH) train.py --stage init
-	$(LAUNCH) train.py --stage sft
-	$(LAUNCH) train.py --stage grpo --budget medium
-	$(LAUNCH) train.py --stage eval
+	$(BIN)/python bench/demo.py
 
 test: install
 	$(BIN)/python -m pytest -q --timeout 1800

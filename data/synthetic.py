@@ -2,7 +2,10 @@
 
 A problem is a start value and a chain of operations applied in order modulo ``modulus``::
 
-    Start with 7. Apply these operations in order, working modulo 10. Op 1: + 5. Op 2: * 3. Op 3: - 4.
+    Start with 7. Apply these operations in order, working modulo 10:
+    Op 1: + 5.
+    Op 2: * 3.
+    Op 3: - 4.
     What is the final value?
 
 Every intermediate value depends on the previous one, so a model that writes the steps out can answer reliably,
@@ -89,10 +92,10 @@ class Problem:
 
     @property
     def question(self) -> str:
-        ops = " ".join(f"Op {i}: {op} {arg}." for i, (op, arg) in enumerate(self.ops, start=1))
+        ops = "".join(f"Op {i}: {op} {arg}.\n" for i, (op, arg) in enumerate(self.ops, start=1))
         return (
-            f"Start with {self.start}. Apply these operations in order, working modulo {self.modulus}. "
-            f"{ops} What is the final value?"
+            f"Start with {self.start}. Apply these operations in order, working modulo {self.modulus}:\n"
+            f"{ops}What is the final value?"
         )
 
     def values(self) -> list[int]:
@@ -157,7 +160,8 @@ class Trace:
 
 
 def _step(i: int, a: int, op: str, arg: int, result: int) -> str:
-    return f"Op {i} is {op} {arg}, so {a} {op} {arg} = {result}."
+    # The step repeats the question's own words ("Op 2: * 3"), as R1 quotes the problem it works on.
+    return f"Op {i}: {op} {arg}, so {a} {op} {arg} = {result}."
 
 
 def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) -> Trace:
@@ -171,7 +175,7 @@ def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) ->
     if draw("restate"):
         paras.append(
             Paragraph(
-                f"Okay, so I start from {problem.start} and apply {len(problem.ops)} operations in order, "
+                f"Okay, so I start with {problem.start} and apply {len(problem.ops)} operations in order, "
                 f"working modulo {m}.",
                 "restate",
             )

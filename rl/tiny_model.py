@@ -1,10 +1,11 @@
-"""Build the embedded default model: a tokenizer trained locally and a tiny Qwen2 causal LM.
+"""Build the embedded default model: a tokenizer trained locally and a tiny Llama causal LM.
 
 Nothing here needs a network. The tokenizer is a byte-level BPE trained with ``tokenizers`` on the synthetic
 task's text (so any text still encodes losslessly), with digits always single tokens, the chat
-special tokens of Qwen (``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` as single added tokens.
-The model is a standard ``Qwen2ForCausalLM``; both are written with ``save_pretrained`` (safetensors), so every
-later stage loads them with ``from_pretrained`` like any Hub model.
+special tokens of ChatML (``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` as single added tokens.
+The model is a standard ``LlamaForCausalLM``; both are written with ``save_pretrained`` (safetensors), so every
+later stage loads them with ``from_pretrained`` like any Hub model. (Llama, not Qwen2: for ``model_type: qwen2``
+``AutoTokenizer`` rebuilds Qwen's own pre-tokenizer and would silently discard the one trained here.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from data.budgets import TIER_NAMES, tier_instruction
 from data.synthetic import SyntheticConfig, generate
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, BOS_IM, EOS_IM, "<think>", "</think>"]
 
-# Qwen's ChatML template: renders prompt + completion as a prefix-consistent string, as TRL's SFT needs.
+# ChatML template (as Qwen's): renders prompt + completion as a prefix-consistent string, as TRL's SFT needs.
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -71,9 +72,9 @@ def train_tokenizer(vocab_size: int, corpus_size: int, seed: int = 0) -> PreTrai
     return fast
 
 
-def build_model(args: InitArguments, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+def build_model(args: InitArguments, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
     torch.manual_seed(args.init_seed)
-    config = Qwen2Config(
+    config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=args.hidden_size,
         intermediate_size=args.intermediate_size,
@@ -86,7 +87,7 @@ def build_model(args: InitArguments, tokenizer: PreTrainedTokenizerFast) -> Qwen
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
-    model = Qwen2ForCausalLM(config)
+    model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model

@@ -17,7 +17,7 @@ OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 def brute_force_answer(question: str) -> int:
     """Recompute the answer from the question text alone, via integer arithmetic without the modulus first."""
     start = int(re.search(r"Start with (\d+)\.", question).group(1))
-    modulus = int(re.search(r"modulo (\d+)\.", question).group(1))
+    modulus = int(re.search(r"modulo (\d+):", question).group(1))
     value = start  # exact integer arithmetic, reduced once at the end: equal mod m for +, -, *
     for op, arg in re.findall(r"Op \d+: ([-+*]) (\d+)\.", question):
         value = OPS[op](value, int(arg))
@@ -35,7 +35,7 @@ def test_every_essential_step_is_arithmetically_right():
         steps = [p.text for p in trace.paragraphs if p.essential]
         assert len(steps) == len(trace.problem.ops)
         for text in steps:
-            a, op, b, c = re.match(r"Op \d+ is [-+*] \d+, so (\d+) ([-+*]) (\d+) = (\d+)\.$", text).groups()
+            a, op, b, c = re.match(r"Op \d+: [-+*] \d+, so (\d+) ([-+*]) (\d+) = (\d+)\.$", text).groups()
             assert OPS[op](int(a), int(b)) % trace.problem.modulus == int(c)
 
 

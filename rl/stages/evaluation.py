@@ -9,12 +9,14 @@ Results go to ``output_dir/results.json`` and ``results.md``, and to W&B.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import statistics
 
 from transformers import AutoTokenizer
 
 from data.budgets import resolve_tiers
-from data.format import THINK_CLOSE, THINK_OPEN
+from data.format import THINK_CLOSE, THINK_OPEN, count_until
 from data.tasks import synthetic_traces
 from rewards.correctness import correctness_reward
 from rl.config import ParsedRun, dump_run
@@ -36,10 +38,11 @@ def _think_end_id(tokenizer) -> int | None:
 def oracle_rows(run: ParsedRun, tokenizer) -> list[dict]:
     """Token statistics of the synthetic test traces themselves: oracle (essential steps) and full."""
     traces = synthetic_traces("test", run.lcrl.num_test, run.lcrl.task_seed, run.lcrl.synthetic)
+    think_end_id = _think_end_id(tokenizer)
     rows = []
     for label, texts in (("oracle", [t.oracle_text for t in traces]), ("full traces", [t.text for t in traces])):
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        think = [i.index(_think_end_id(tokenizer)) + 1 for i in ids]
+        think = [count_until(i, think_end_id) for i in ids]
         rows.append(
             {
                 "model": label,
@@ -48,7 +51,7 @@ def oracle_rows(run: ParsedRun, tokenizer) -> list[dict]:
                 "n": len(ids),
                 "accuracy": 1.0,
                 "think_tokens_mean": sum(think) / len(think),
-                "think_tokens_median": sorted(think)[len(think) // 2],
+                "think_tokens_median": statistics.median(think),
                 "total_tokens_mean": sum(map(len, ids)) / len(ids),
             }
         )
@@ -64,8 +67,7 @@ def evaluate_model(run: ParsedRun, label: str, path: str) -> list[dict]:
     rows = []
     modes = [("think", "")] + ([("no-think", NO_THINKING_PREFILL)] if args.no_thinking else [])
     for tier in args.eval_tiers or [lcrl.budget if lcrl.budget != "mixed" else "medium"]:
-        lcrl.budget = tier
-        data = task_dataset(lcrl, "test", target=None)
+        data = task_dataset(dataclasses.replace(lcrl, budget=tier), "test", target=None)
         for mode, prefill in modes:
             prompts = chat_prompts(engine.tokenizer, data["prompt"], prefill=prefill)
             gens = engine.generate(prompts, params, desc=f"{label}/{tier}/{mode}")
