@@ -205,7 +205,7 @@ def main() -> int:
     load_before, busy_before = os.getloadavg()[0], busy_share()
     results = {s: measure(s, args.rounds) for s in args.scenarios}
     report = {
-        "command": ".venv/bin/python bench/bench_correctness.py",
+        "command": " ".join([".venv/bin/python bench/bench_correctness.py", *sys.argv[1:]]),
         "rounds": args.rounds,
         "machine": {
             "cpus": os.cpu_count(),
