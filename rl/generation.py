@@ -1,8 +1,18 @@
 """One generation engine interface for evaluation, pruning validation and data refresh.
 
-``TransformersEngine`` batches prompts (sorted by length, left-padded, KV cache) through ``model.generate`` on
-CPU or GPU. Every engine returns, per prompt, the completion text, its token ids and whether it finished
-(emitted the end-of-sequence token) or was truncated at ``max_new_tokens``.
+Every engine takes prompts (text, or token ids) and ``SamplingParams`` and returns, per prompt, a ``Generation``:
+the completion text, its token ids, their count, and how it ended (``eos``, an extra ``stop`` token, or
+``length`` = truncated at the token limit). Two backends share the interface:
+
+- ``TransformersEngine``: batches prompts (sorted by length, left-padded, KV cache) through ``model.generate``
+  on CPU or GPU;
+- ``VLLMEngine`` (``rl/vllm_engine.py``, imported lazily): vLLM's offline ``LLM``, chosen by ``make_engine`` when
+  vllm is installed and a GPU is present.
+
+The inference-time length controls (``rl/controls.py``) sit on top of the common low-level call
+``generate_ids(prompt_ids, params, stop_ids, limits)``: stop-token temperature scaling (``params.stop_tau``) is a
+logits processor inside each backend, budget forcing (``params.budget``) a multi-round loop over that call, so
+both work identically on either backend.
 """
 
 from __future__ import annotations
@@ -10,20 +20,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from data.format import THINK_CLOSE
+
+if TYPE_CHECKING:
+    from rl.controls import BudgetForcing
+
 logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "transformers", "vllm")
+STOP_REASONS = ("eos", "stop", "length")
 
 
 @dataclass
 class Generation:
+    """One completion. ``token_ids`` exclude the end-of-sequence token but include an extra stop token."""
+
     text: str
     token_ids: list[int]
-    finished: bool  # False when cut at max_new_tokens
+    finished: bool  # False when cut at the token limit
+    stop_reason: str = ""  # "eos", "stop" (an extra stop token, kept in token_ids) or "length"
+    forced_stop: bool = False  # budget forcing closed the thinking at its cap
+    waits: int = 0  # budget forcing replaced an early end of thinking by "Wait" this many times
 
     @property
     def num_tokens(self) -> int:
@@ -32,17 +55,32 @@ class Generation:
 
 @dataclass
 class SamplingParams:
+    """Decoding options shared by every backend.
+
+    ``stop_tau`` / ``stop_top_k``: stop-token temperature scaling of ``</think>`` during the thinking
+    (``rl.controls.StopTokenScaling``; ``stop_tau = 1`` is off). ``budget``: s1 budget forcing
+    (``rl.controls.BudgetForcing``; ``None`` is off). ``logits_processors``: extra transformers processors
+    (transformers backend only).
+    """
+
     max_new_tokens: int = 512
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int = 0
     logits_processors: list = field(default_factory=list)
+    stop_tau: float = 1.0
+    stop_top_k: int = 0
+    budget: BudgetForcing | None = None
 
-
-class GenerationEngine(Protocol):
-    tokenizer: PreTrainedTokenizerBase
-
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Generation]: ...
+    def __post_init__(self) -> None:
+        if self.max_new_tokens <= 0:
+            raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.stop_tau <= 0:
+            raise ValueError(f"stop_tau must be > 0 (1 = off, < 1 stops earlier), got {self.stop_tau}")
+        if self.stop_top_k < 0:
+            raise ValueError(f"stop_top_k must be >= 0 (0 = always), got {self.stop_top_k}")
 
 
 def chat_prompts(
@@ -55,7 +93,71 @@ def chat_prompts(
     ]
 
 
-class TransformersEngine:
+def think_end_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The id of ``</think>`` when the tokenizer has it as one token, else ``None``."""
+    tid = tokenizer.convert_tokens_to_ids(THINK_CLOSE)
+    if not isinstance(tid, int) or tid == tokenizer.unk_token_id:
+        return None
+    return tid if tokenizer.encode(THINK_CLOSE, add_special_tokens=False) == [tid] else None
+
+
+class Engine:
+    """The engine interface: ``generate`` (text prompts) over the backend's ``generate_ids``."""
+
+    tokenizer: PreTrainedTokenizerBase
+    eos_ids: set[int]
+
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        params: SamplingParams,
+        stop_ids: Sequence[int] = (),
+        limits: Sequence[int] | None = None,
+        desc: str = "generate",
+    ) -> list[Generation]:
+        """One round of decoding from token-id prompts, no budget forcing.
+
+        ``stop_ids``: extra tokens that end a completion (kept in its ``token_ids``, ``stop_reason="stop"``).
+        ``limits``: a per-prompt token limit (default ``params.max_new_tokens`` for all).
+        """
+        raise NotImplementedError
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+
+    @property
+    def think_end_id(self) -> int | None:
+        return think_end_id(self.tokenizer)
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "generate") -> list[Generation]:
+        """Completions of text prompts, with the length controls in ``params`` applied."""
+        prompt_ids = self.encode(prompts)
+        if params.budget is not None and params.budget.active:
+            from rl.controls import budget_forced_generate
+
+            return budget_forced_generate(self, prompt_ids, params, desc=desc)
+        return self.generate_ids(prompt_ids, params, desc=desc)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    def to_generation(self, new_ids: Sequence[int], stop_ids: Sequence[int] = (), limit: int | None = None) -> Generation:
+        """Cut raw decoded ids at the first end of sequence (dropped) or extra stop token (kept), then at ``limit``."""
+        new_ids, stops = list(new_ids), set(stop_ids)
+        for j, t in enumerate(new_ids):
+            if limit is not None and j >= limit:
+                break
+            if t in self.eos_ids:
+                ids = new_ids[:j]
+                return Generation(self.decode(ids), ids, finished=True, stop_reason="eos")
+            if t in stops:
+                ids = new_ids[: j + 1]
+                return Generation(self.decode(ids), ids, finished=True, stop_reason="stop")
+        ids = new_ids[:limit] if limit is not None else new_ids
+        return Generation(self.decode(ids), ids, finished=False, stop_reason="length")
+
+
+class TransformersEngine(Engine):
     """Batched generation with a transformers model (KV cache, left padding, length-sorted batches)."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64):
@@ -77,43 +179,84 @@ class TransformersEngine:
         ).to(device)
         return cls(model, tokenizer, batch_size=batch_size)
 
+    def _processors(self, params: SamplingParams) -> list:
+        processors = list(params.logits_processors)
+        if params.stop_tau != 1.0:
+            from rl.controls import StopTokenScaling
+
+            tid = self.think_end_id
+            if tid is None:
+                raise ValueError(f"stop_tau needs {THINK_CLOSE!r} as a single token; this tokenizer does not have it")
+            processors.append(StopTokenScaling(tid, params.stop_tau, params.stop_top_k))
+        return processors
+
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "generate") -> list[Generation]:
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        params: SamplingParams,
+        stop_ids: Sequence[int] = (),
+        limits: Sequence[int] | None = None,
+        desc: str = "generate",
+    ) -> list[Generation]:
         tok = self.tokenizer
-        encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
-        out: list[Generation | None] = [None] * len(prompts)
+        limits = list(limits) if limits is not None else [params.max_new_tokens] * len(prompt_ids)
+        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]), reverse=True)
+        out: list[Generation | None] = [None] * len(prompt_ids)
         torch.manual_seed(params.seed)
         device = self.model.device
+        processors = self._processors(params)
+        eos = sorted(self.eos_ids | set(stop_ids))
+        sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for batch in tqdm(batches, desc=desc, leave=False, disable=len(batches) < 2):
-            width = max(len(encoded[i]) for i in batch)
+            width = max(len(prompt_ids[i]) for i in batch)
             ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
-                ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-                mask[row, width - len(encoded[i]) :] = 1
-            sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+                ids[row, width - len(prompt_ids[i]) :] = torch.tensor(list(prompt_ids[i]), dtype=torch.long)
+                mask[row, width - len(prompt_ids[i]) :] = 1
             gen = self.model.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
-                max_new_tokens=params.max_new_tokens,
+                max_new_tokens=max(limits[i] for i in batch),
                 pad_token_id=tok.pad_token_id,
-                logits_processor=list(params.logits_processors) or None,
+                eos_token_id=eos,
+                logits_processor=processors or None,
                 **(sampling if params.temperature > 0 else {"do_sample": False}),
             )
             for row, i in enumerate(batch):
-                out[i] = self._to_generation(gen[row, width:].tolist())
+                out[i] = self.to_generation(gen[row, width:].tolist(), stop_ids, limits[i])
         return out  # type: ignore[return-value]
 
-    def _to_generation(self, new_ids: list[int]) -> Generation:
-        finished = False
-        for j, t in enumerate(new_ids):
-            if t in self.eos_ids:
-                new_ids, finished = new_ids[:j], True
-                break
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=False)
-        return Generation(text=text, token_ids=new_ids, finished=finished)
+
+def vllm_available() -> bool:
+    """True when vllm is importable and a CUDA GPU is present."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+
+
+def make_engine(
+    path: str,
+    backend: str = "auto",
+    batch_size: int = 64,
+    trust_remote_code: bool = False,
+    dtype: str | None = None,
+    **vllm_kwargs: Any,
+) -> Engine:
+    """The engine for ``path``: ``vllm`` when asked (or ``auto`` with vllm installed and a GPU), else transformers."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generation backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend == "vllm" and not vllm_available():
+        raise ValueError("backend 'vllm' needs the vllm package and a CUDA GPU (pip install 'lcrl[vllm]')")
+    if backend == "vllm" or (backend == "auto" and vllm_available()):
+        from rl.vllm_engine import VLLMEngine
+
+        logger.info("generation backend: vLLM")
+        return VLLMEngine(path, trust_remote_code=trust_remote_code, dtype=dtype or "auto", **vllm_kwargs)
+    logger.info("generation backend: transformers")
+    return TransformersEngine.from_pretrained(path, batch_size, trust_remote_code=trust_remote_code, dtype=dtype)
 
 
 def _as_list(x) -> list[int]:

@@ -1,0 +1,197 @@
+"""Inference-time length controls: stop-token temperature scaling and s1 budget forcing.
+
+Stop-token temperature scaling (TS; Zhang et al. 2025, arXiv 2505.07961, section 3 of ``methods.md``).
+While the thinking is open (no ``</think>`` anywhere in the sequence yet, prompt included), the logit ``z_e`` of
+the end-of-thinking token ``e`` is shifted by a log-boost::
+
+    z_e' = z_e + ln(1 / tau)          (all other logits unchanged)
+
+Equivalently, the odds of stopping against every other token are multiplied by ``1 / tau``:
+``p_e' = p_e / (p_e + tau * (1 - p_e))``. ``tau = 1`` is the identity, ``tau < 1`` stops earlier, ``tau > 1``
+later; the map is monotone in ``tau`` and independent of the logits' sign or offset (softmax is
+shift-invariant, so "divide the logit by tau" would depend on an arbitrary offset). With ``top_k > 0`` the boost
+is applied only where ``e`` is already among the ``top_k`` largest logits (ties included). A logit of ``-inf``
+stays ``-inf``. The paper's exact formula is not public; this one is our choice. The processor sees the raw
+logits, before the sampling temperature ``T``: when sampling, the stop odds are multiplied by ``tau ** (-1/T)``;
+when greedy, ``e`` is chosen iff ``z_e + ln(1/tau)`` is the largest logit.
+
+Budget forcing (s1; Muennighoff et al. 2025, arXiv 2501.19393):
+
+- thinking cap ``think_cap``: thinking tokens (counted up to and including ``</think>``, as everywhere in lcrl)
+  never exceed the cap. When a completion reaches the cap with its thinking still open, its last token is
+  replaced by ``</think>``, the answer cue is appended (s1: "Final Answer:"; default here: a blank line, the
+  format the models are trained on) and the answer is decoded;
+- minimum ``min_think`` with ``max_waits`` = N: when the model closes its thinking before ``min_think`` tokens,
+  the ``</think>`` is removed, ``wait_text`` ("Wait") appended and the thinking continues, at most N times.
+
+It runs as rounds of the engine's ``generate_ids`` with ``</think>`` as an extra stop token, so it works the
+same on every backend: think (up to the remaining cap) -> on an early ``</think>``, "Wait" and think again -> on
+the cap, force the close -> decode the answers of all rows whose thinking is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from transformers import LogitsProcessor
+
+from data.format import THINK_CLOSE
+from rl.generation import Engine, Generation, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+
+def scale_stop_logits(
+    scores: torch.Tensor, token_id: int, tau: float, top_k: int = 0, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``scores[:, token_id] += ln(1/tau)`` on ``rows`` (bool mask; all when ``None``); with ``top_k``, only where
+    ``token_id`` is among the row's ``top_k`` largest logits. Works in place on ``scores`` and returns it."""
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    squeeze = scores.dim() == 1
+    if squeeze:
+        scores = scores.unsqueeze(0)
+    apply = torch.ones(scores.shape[0], dtype=torch.bool, device=scores.device) if rows is None else rows.clone()
+    column = scores[:, token_id]
+    if top_k > 0:
+        kth = scores.topk(min(top_k, scores.shape[-1]), dim=-1).values[:, -1]
+        apply &= column >= kth
+    scores[:, token_id] = torch.where(apply, column + math.log(1.0 / tau), column)
+    return scores.squeeze(0) if squeeze else scores
+
+
+class StopTokenScaling(LogitsProcessor):
+    """transformers logits processor: ``z_e' = z_e + ln(1/tau)`` for ``e = </think>`` while the thinking is open.
+
+    A row's thinking is open while ``token_id`` does not occur in its ``input_ids`` (prompt and generated so far),
+    so a prompt that closes the thinking (no-thinking prefill, budget forcing's answer round) is left unchanged.
+    """
+
+    def __init__(self, token_id: int, tau: float, top_k: int = 0) -> None:
+        if tau <= 0:
+            raise ValueError(f"stop-token temperature tau must be > 0, got {tau}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = always), got {top_k}")
+        self.token_id, self.tau, self.top_k = token_id, float(tau), int(top_k)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.tau == 1.0:
+            return scores
+        open_rows = ~(input_ids == self.token_id).any(dim=-1)
+        return scale_stop_logits(scores, self.token_id, self.tau, self.top_k, open_rows.to(scores.device))
+
+
+@dataclass(frozen=True)
+class BudgetForcing:
+    """s1 budget forcing: a thinking cap and/or a minimum with up to ``max_waits`` "Wait" extensions.
+
+    ``answer_tokens``: the answer round may use ``max(max_new_tokens - thinking tokens, answer_tokens)`` tokens.
+    """
+
+    think_cap: int | None = None
+    min_think: int = 0
+    max_waits: int = 0
+    answer_cue: str = "\n\n"
+    wait_text: str = "Wait"
+    answer_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.think_cap is not None and self.think_cap < 2:
+            raise ValueError(f"think_cap must be >= 2 tokens (room for </think>), got {self.think_cap}")
+        if self.min_think < 0 or self.max_waits < 0:
+            raise ValueError(f"min_think and max_waits must be >= 0, got {self.min_think}, {self.max_waits}")
+        if self.think_cap is not None and self.min_think > self.think_cap:
+            raise ValueError(f"min_think ({self.min_think}) must not exceed think_cap ({self.think_cap})")
+        if self.answer_tokens <= 0:
+            raise ValueError(f"answer_tokens must be positive, got {self.answer_tokens}")
+
+    @property
+    def extends(self) -> bool:
+        return self.min_think > 0 and self.max_waits > 0
+
+    @property
+    def active(self) -> bool:
+        return self.think_cap is not None or self.extends
+
+
+@dataclass
+class _Row:
+    ids: list[int]
+    waits: int = 0
+    forced: bool = False
+    state: str = "think"  # think -> answer -> done
+    finished: bool = False
+    stop_reason: str = ""
+
+
+def budget_forced_generate(
+    engine: Engine, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
+) -> list[Generation]:
+    """Completions under ``params.budget`` (see the module docstring); other params apply to every round."""
+    bf = params.budget
+    assert bf is not None
+    end = engine.think_end_id
+    if end is None:
+        raise ValueError(f"budget forcing needs {THINK_CLOSE!r} as a single token; this tokenizer does not have it")
+    tok = engine.tokenizer
+    cue = tok.encode(bf.answer_cue, add_special_tokens=False) if bf.answer_cue else []
+    wait = tok.encode(bf.wait_text, add_special_tokens=False)
+    if bf.extends and not wait:
+        raise ValueError("wait_text must not be empty when min_think and max_waits are set")
+    think_limit = min(bf.think_cap, params.max_new_tokens) if bf.think_cap is not None else params.max_new_tokens
+    rows = [_Row([]) for _ in prompt_ids]
+    think_params = replace(params, budget=None)
+    for round_ in range(bf.max_waits + 1):
+        todo = [i for i, r in enumerate(rows) if r.state == "think"]
+        if not todo:
+            break
+        gens = engine.generate_ids(
+            [list(prompt_ids[i]) + rows[i].ids for i in todo],
+            replace(think_params, seed=params.seed + round_),
+            stop_ids=[end],
+            limits=[think_limit - len(rows[i].ids) for i in todo],
+            desc=f"{desc}/think{round_}",
+        )
+        for i, g in zip(todo, gens):
+            _after_think(rows[i], g, bf, end, cue, wait, think_limit, last_round=round_ == bf.max_waits)
+    todo = [i for i, r in enumerate(rows) if r.state == "answer"]
+    if todo:
+        gens = engine.generate_ids(
+            [list(prompt_ids[i]) + rows[i].ids for i in todo],
+            replace(think_params, seed=params.seed + bf.max_waits + 1),
+            limits=[max(params.max_new_tokens - len(rows[i].ids), bf.answer_tokens) for i in todo],
+            desc=f"{desc}/answer",
+        )
+        for i, g in zip(todo, gens):
+            rows[i].ids += g.token_ids
+            rows[i].finished, rows[i].stop_reason = g.finished, g.stop_reason
+    return [
+        Generation(engine.decode(r.ids), r.ids, r.finished, r.stop_reason, forced_stop=r.forced, waits=r.waits)
+        for r in rows
+    ]
+
+
+def _after_think(
+    row: _Row, g: Generation, bf: BudgetForcing, end: int, cue: list[int], wait: list[int], limit: int,
+    last_round: bool,
+) -> None:
+    """Update one row after a thinking round: extend with "Wait", force the close, or move on to the answer."""
+    row.ids += g.token_ids
+    if g.stop_reason == "stop":  # the model closed its thinking
+        can_wait = bf.extends and row.waits < bf.max_waits and not last_round
+        if can_wait and len(row.ids) < bf.min_think and len(row.ids) - 1 + len(wait) < limit:
+            row.ids = row.ids[:-1] + wait
+            row.waits += 1
+            return  # think again
+        row.state = "answer"
+    elif g.stop_reason == "eos":  # ended without closing the thinking: nothing more to decode
+        row.state, row.finished, row.stop_reason = "done", True, "eos"
+    elif bf.think_cap is not None and len(row.ids) >= limit:  # reached the cap: force the end of thinking
+        row.ids = row.ids[: limit - 1] + [end] + cue
+        row.forced, row.state = True, "answer"
+    else:  # no cap: truncated at max_new_tokens like a plain generate
+        row.state, row.finished, row.stop_reason = "done", False, "length"

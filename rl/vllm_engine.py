@@ -1,0 +1,149 @@
+"""vLLM backend of the generation engine (``rl.generation.Engine``), for GPU machines with vllm installed.
+
+Imported lazily by ``rl.generation.make_engine`` (``backend: vllm``, or ``auto`` when vllm is importable and a
+CUDA GPU is present), so nothing else in lcrl needs vllm. Written against vLLM's offline API as documented for the
+versions TRL 1.16 supports (``vllm>=0.22``): ``LLM(model, logits_processors=[...])``, ``LLM.generate`` with
+``{"prompt_token_ids": ...}`` prompts and one ``SamplingParams`` per prompt (``max_tokens``, ``stop_token_ids``,
+``seed``, ``extra_args``), and the V1 custom logits processor interface
+(``vllm.v1.sample.logits_processor.AdapterLogitsProcessor``, docs: "Custom Logits Processors").
+
+Stop-token temperature scaling is the same formula as on the transformers backend (``rl.controls``): a
+per-request processor, enabled through ``SamplingParams.extra_args["lcrl_stop_scaling"]``, applies
+``z_e' = z_e + ln(1/tau)`` to ``</think>`` while neither the prompt nor the output so far contains it. Budget
+forcing needs nothing backend-specific: it runs as rounds of ``generate_ids`` (``rl.controls``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from rl.controls import scale_stop_logits
+from rl.generation import Engine, Generation, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+EXTRA_ARG = "lcrl_stop_scaling"
+
+
+class _StopScalingRequest:
+    """Per-request processor ``(prompt_ids, output_ids, logits) -> logits`` (vLLM's 3-argument form)."""
+
+    def __init__(self, token_id: int, tau: float, top_k: int) -> None:
+        self.token_id, self.tau, self.top_k = token_id, tau, top_k
+        self._closed, self._prompt_checked, self._seen = False, False, 0
+
+    def __call__(self, prompt_ids: list[int], output_ids: list[int], logits):
+        if not self._closed:
+            if not self._prompt_checked:
+                self._closed, self._prompt_checked = self.token_id in prompt_ids, True
+            if not self._closed and self.token_id in output_ids[self._seen :]:
+                self._closed = True
+            self._seen = len(output_ids)
+        if self._closed:
+            return logits
+        return scale_stop_logits(logits, self.token_id, self.tau, self.top_k)
+
+
+def _adapter_class() -> type:
+    """The vLLM batch-level processor wrapping ``_StopScalingRequest`` (defined on first use: imports vllm)."""
+    from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
+
+    class StopTokenScalingLogitsProcessor(AdapterLogitsProcessor):
+        def is_argmax_invariant(self) -> bool:
+            return False  # the boost can change the greedy choice
+
+        def new_req_logits_processor(self, params):
+            spec = (params.extra_args or {}).get(EXTRA_ARG)
+            if not spec or float(spec["tau"]) == 1.0:
+                return None
+            return _StopScalingRequest(int(spec["token_id"]), float(spec["tau"]), int(spec.get("top_k", 0)))
+
+    return StopTokenScalingLogitsProcessor
+
+
+class VLLMEngine(Engine):
+    """Generation with vLLM's offline ``LLM``; same ``Generation`` results as ``TransformersEngine``."""
+
+    def __init__(
+        self,
+        path: str,
+        trust_remote_code: bool = False,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+        seed: int = 0,
+        **llm_kwargs: Any,
+    ) -> None:
+        from vllm import LLM
+
+        self.llm = LLM(
+            model=path,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            seed=seed,
+            logits_processors=[_adapter_class()],
+            **llm_kwargs,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.eos_ids = {self.tokenizer.eos_token_id} | set(_generation_eos(path, trust_remote_code))
+
+    def _sampling(self, params: SamplingParams, stop_ids: Sequence[int], limit: int, index: int):
+        from vllm import SamplingParams as VSamplingParams
+
+        if params.logits_processors:
+            raise ValueError("transformers logits_processors cannot run on the vLLM backend")
+        extra = None
+        if params.stop_tau != 1.0:
+            tid = self.think_end_id
+            if tid is None:
+                raise ValueError("stop_tau needs '</think>' as a single token; this tokenizer does not have it")
+            extra = {EXTRA_ARG: {"token_id": tid, "tau": params.stop_tau, "top_k": params.stop_top_k}}
+        return VSamplingParams(
+            n=1,
+            temperature=params.temperature,
+            top_p=params.top_p if params.temperature > 0 else 1.0,
+            seed=params.seed + index if params.temperature > 0 else None,
+            max_tokens=limit,
+            stop_token_ids=list(stop_ids) or None,
+            skip_special_tokens=False,
+            extra_args=extra,
+        )
+
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        params: SamplingParams,
+        stop_ids: Sequence[int] = (),
+        limits: Sequence[int] | None = None,
+        desc: str = "generate",
+    ) -> list[Generation]:
+        limits = list(limits) if limits is not None else [params.max_new_tokens] * len(prompt_ids)
+        requests = [{"prompt_token_ids": list(p)} for p in prompt_ids]
+        sampling = [self._sampling(params, stop_ids, lim, i) for i, lim in enumerate(limits)]
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        gens = []
+        for out, limit in zip(outputs, limits):
+            completion = out.outputs[0]
+            ids = list(completion.token_ids)
+            stop = completion.stop_reason
+            if isinstance(stop, int) and stop in stop_ids and (not ids or ids[-1] != stop):
+                ids.append(stop)  # vLLM may leave the matched stop token out; lcrl keeps it
+            if completion.finish_reason == "stop" and stop is None and (not ids or ids[-1] not in self.eos_ids):
+                ids.append(next(iter(self.eos_ids)))  # ended on end-of-sequence: mark it so it is cut as eos
+            gens.append(self.to_generation(ids, stop_ids, limit))
+        return gens
+
+
+def _generation_eos(path: str, trust_remote_code: bool) -> list[int]:
+    """End-of-sequence ids of the model's ``generation_config.json`` (vLLM stops on them too); [] if none."""
+    from transformers import GenerationConfig
+
+    try:
+        eos = GenerationConfig.from_pretrained(path, trust_remote_code=trust_remote_code).eos_token_id
+    except (OSError, ValueError):
+        return []
+    return [] if eos is None else list(eos) if isinstance(eos, (list, tuple)) else [eos]
