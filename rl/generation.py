@@ -141,7 +141,9 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)
 
-    def to_generation(self, new_ids: Sequence[int], stop_ids: Sequence[int] = (), limit: int | None = None) -> Generation:
+    def to_generation(
+        self, new_ids: Sequence[int], stop_ids: Sequence[int] = (), limit: int | None = None
+    ) -> Generation:
         """Cut raw decoded ids at the first end of sequence (dropped) or extra stop token (kept), then at ``limit``."""
         new_ids, stops = list(new_ids), set(stop_ids)
         for j, t in enumerate(new_ids):

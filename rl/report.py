@@ -1,4 +1,12 @@
-"""Evaluation metrics and their presentation: per-row summaries, a console/markdown table, JSON."""
+"""Evaluation metrics and their presentation: per-row summaries, a console/markdown table, JSON.
+
+A row is one (model, benchmark, tier, mode, control) run. Metrics (``summarize``): accuracy = pass@1, or avg@k
+with ``k`` samples per problem (the mean correctness over all samples; ``pass_at_k`` is the share of problems with
+at least one correct sample); mean and median thinking tokens (up to and including ``</think>``); mean answer
+tokens (after it); mean total tokens; ``within_budget`` = share of completions whose thinking fits the tier's
+budget; ``truncated`` = share cut at the token limit; with budget forcing also ``forced`` (share closed at the
+cap) and ``waits_mean``. The Pareto plot of these rows is ``rl/plots.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +21,15 @@ from rl.generation import Generation
 
 COLUMNS = [
     ("model", "model"),
+    ("benchmark", "benchmark"),
     ("tier", "tier"),
     ("mode", "mode"),
+    ("control", "control"),
     ("n", "n"),
     ("accuracy", "accuracy"),
     ("think_tokens_mean", "think tok (mean)"),
     ("think_tokens_median", "think tok (median)"),
+    ("answer_tokens_mean", "answer tok (mean)"),
     ("total_tokens_mean", "total tok (mean)"),
     ("within_budget", "within budget"),
     ("truncated", "truncated"),
@@ -31,25 +42,38 @@ def summarize(
     think_end_id: int | None,
     budget: int | None,
     prefilled_thinking: bool = False,
+    num_samples: int = 1,
 ) -> dict[str, Any]:
     """Accuracy and token statistics of one model on one set of prompts.
 
     Thinking tokens count up to and including ``</think>`` (all tokens if it never closes); with the thinking
     prefilled (no-thinking mode) they are 0. ``within_budget`` is the share whose thinking fits ``budget``.
+    With ``num_samples = k > 1`` the generations are problem-major (k consecutive samples per problem); ``n`` is
+    the number of problems, ``accuracy`` avg@k and ``pass_at_k`` the share of problems solved at least once.
     """
+    if num_samples < 1 or len(generations) % num_samples:
+        raise ValueError(f"{len(generations)} generations are not a whole number of {num_samples} samples each")
     think = [0 if prefilled_thinking else count_until(g.token_ids, think_end_id) for g in generations]
     total = [g.num_tokens for g in generations]
-    n = len(generations)
-    return {
-        "n": n,
-        "accuracy": sum(scores) / n,
+    m = len(generations)
+    row = {
+        "n": m // num_samples,
+        "accuracy": sum(scores) / m,
         "think_tokens_mean": statistics.fmean(think),
         "think_tokens_median": statistics.median(think),
         "answer_tokens_mean": statistics.fmean(t - k for t, k in zip(total, think)),
         "total_tokens_mean": statistics.fmean(total),
-        "within_budget": (sum(k <= budget for k in think) / n) if budget else None,
-        "truncated": sum(not g.finished for g in generations) / n,
+        "within_budget": (sum(k <= budget for k in think) / m) if budget else None,
+        "truncated": sum(not g.finished for g in generations) / m,
     }
+    if num_samples > 1:
+        groups = [scores[i : i + num_samples] for i in range(0, m, num_samples)]
+        row["num_samples"] = num_samples
+        row["pass_at_k"] = sum(max(g) > 0 for g in groups) / len(groups)
+    if any(g.forced_stop or g.waits for g in generations):
+        row["forced"] = sum(g.forced_stop for g in generations) / m
+        row["waits_mean"] = statistics.fmean(g.waits for g in generations)
+    return row
 
 
 def _cell(value: Any) -> str:
@@ -61,6 +85,7 @@ def _cell(value: Any) -> str:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A markdown (and console) table of the rows, one line each, in ``COLUMNS`` order."""
     header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(_cell(r.get(key)) for key, _ in COLUMNS) + " |" for r in rows]
@@ -68,6 +93,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_results(rows: Sequence[dict[str, Any]], output_dir: str | Path, extra: dict[str, Any]) -> Path:
+    """``results.json`` (rows plus ``extra``) and ``results.md`` (the table) in ``output_dir``."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"rows": list(rows), **extra}, indent=2))

@@ -1,28 +1,44 @@
-"""``--stage eval``: accuracy against tokens on the held-out split, per model and tier.
+"""``--stage eval``: accuracy against tokens per model, benchmark, tier and length control.
 
-For every model and tier: pass@1 accuracy (greedy by default), mean and median thinking tokens, total tokens,
-the share within the tier's budget and the truncation rate; optionally the same with the thinking skipped
-(prefilled ``<think></think>``), which shows how much the model needs its reasoning. On the synthetic task the
-table also holds the oracle row: the essential-steps-only traces, and the full traces the SFT data came from.
-Results go to ``output_dir/results.json`` and ``results.md``, and to W&B.
+For every model, benchmark (``benchmarks:``; the embedded synthetic test split by default, and MATH500, AIME24,
+AMC23, OlympiadBench, GSM8K from the Hub or local files) and tier, and for every inference-time control setting:
+
+- ``stop_tau: [1.0, 0.5, ...]``: one run per stop-token temperature (``rl.controls``; 1 = off);
+- ``think_caps: [32, 64, ...]``: one run per budget-forcing thinking cap (``think_cap`` caps every run;
+  ``cap_at_tier_budget`` adds a run capped at the tier's own budget; ``min_think``/``max_waits`` add s1's "Wait"
+  extensions to every run),
+
+it reports accuracy (pass@1 greedy; avg@k with ``num_samples: k`` and ``temperature > 0``), mean and median
+thinking tokens, answer tokens, total tokens, the share within the tier's budget and the truncation rate
+(``rl.report.summarize``). Optionally the same with the thinking skipped (prefilled ``<think></think>``), which
+shows how much the model needs its reasoning, and on the synthetic task the oracle rows: the essential-steps-only
+traces and the full traces the SFT data came from.
+
+Outputs in ``output_dir``: ``results.json`` (rows + config), ``results.md`` (the table, also printed),
+``pareto.png`` (``rl.plots``), ``samples.json`` (a few completions per run); the same metrics, the plot and a table
+of samples go to W&B.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from data.benchmarks import SYNTHETIC, Problem, benchmark_question, load_benchmark
 from data.budgets import resolve_tiers
 from data.format import THINK_CLOSE, THINK_OPEN, count_until
-from data.tasks import synthetic_traces
+from data.tasks import make_prompt, synthetic_traces
 from rewards.correctness import correctness_reward
-from rl.config import ParsedRun, dump_run
-from rl.generation import SamplingParams, TransformersEngine, chat_prompts
+from rl.config import EvalArguments, ParsedRun, dump_run
+from rl.controls import BudgetForcing
+from rl.generation import Engine, SamplingParams, chat_prompts, make_engine, think_end_id
 from rl.report import markdown_table, summarize, write_results
-from rl.stages.common import task_dataset
 from rl.tracking import start_wandb_run
 
 logger = logging.getLogger(__name__)
@@ -30,24 +46,80 @@ logger = logging.getLogger(__name__)
 NO_THINKING_PREFILL = f"{THINK_OPEN}\n{THINK_CLOSE}\n\n"
 
 
-def _think_end_id(tokenizer) -> int | None:
-    tid = tokenizer.convert_tokens_to_ids(THINK_CLOSE)
-    return tid if isinstance(tid, int) and tid != tokenizer.unk_token_id else None
+@dataclass(frozen=True)
+class Control:
+    """One inference-time control setting; ``think_cap == "tier"`` means the tier's budget."""
+
+    stop_tau: float = 1.0
+    think_cap: int | str | None = None
+    sweep: str = "base"  # base | tau | cap | tier-cap: which sweep the run belongs to (for the plot)
+
+    def cap(self, tier_budget: int) -> int | None:
+        return tier_budget if self.think_cap == "tier" else self.think_cap  # type: ignore[return-value]
+
+
+def control_settings(args: EvalArguments) -> list[Control]:
+    """The runs per (model, benchmark, tier): every ``stop_tau`` (with ``think_cap``), every ``think_caps`` entry
+    (with tau 1), and the tier-budget cap; duplicates removed, order kept."""
+    runs = [Control(t, args.think_cap, "base" if t == 1.0 else "tau") for t in args.stop_tau]
+    runs += [Control(1.0, c, "cap") for c in args.think_caps or []]
+    if args.cap_at_tier_budget:
+        runs.append(Control(1.0, "tier", "tier-cap"))
+    seen, out = set(), []
+    for c in runs:
+        if (c.stop_tau, c.think_cap) not in seen:
+            seen.add((c.stop_tau, c.think_cap))
+            out.append(c)
+    return out
+
+
+def control_label(tau: float, cap: int | None, args: EvalArguments) -> str:
+    parts = ([f"tau={tau:g}"] if tau != 1.0 else []) + ([f"cap={cap}"] if cap is not None else [])
+    if args.min_think and args.max_waits:
+        parts.append(f"min={args.min_think}x{args.max_waits}")
+    return ",".join(parts) or "none"
+
+
+def sampling_params(
+    args: EvalArguments, tau: float = 1.0, cap: int | None = None, controls: bool = True
+) -> SamplingParams:
+    """Decoding options of one run; ``controls=False`` (no-thinking mode) drops every length control."""
+    if not controls:
+        return SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    budget = BudgetForcing(
+        think_cap=cap, min_think=args.min_think, max_waits=args.max_waits, answer_cue=args.answer_cue,
+        wait_text=args.wait_text, answer_tokens=args.answer_tokens,
+    )
+    return SamplingParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, stop_tau=tau,
+        stop_top_k=args.stop_top_k, budget=budget if budget.active else None,
+    )
+
+
+def load_problems(run: ParsedRun, name: str) -> list[Problem]:
+    lcrl, (args,) = run.lcrl, run.stage_args
+    synthetic = {"n": lcrl.num_test, "seed": lcrl.task_seed, "knobs": lcrl.synthetic}
+    return load_benchmark(
+        name, file=args.benchmark_files.get(name), source=args.benchmark_sources.get(name),
+        max_examples=args.max_examples, synthetic=synthetic,
+    )
 
 
 def oracle_rows(run: ParsedRun, tokenizer) -> list[dict]:
     """Token statistics of the synthetic test traces themselves: oracle (essential steps) and full."""
     traces = synthetic_traces("test", run.lcrl.num_test, run.lcrl.task_seed, run.lcrl.synthetic)
-    think_end_id = _think_end_id(tokenizer)
+    end = think_end_id(tokenizer)
     rows = []
     for label, texts in (("oracle", [t.oracle_text for t in traces]), ("full traces", [t.text for t in traces])):
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        think = [count_until(i, think_end_id) for i in ids]
+        think = [count_until(i, end) for i in ids]
         rows.append(
             {
                 "model": label,
+                "benchmark": SYNTHETIC,
                 "tier": "-",
                 "mode": "data",
+                "control": "-",
                 "n": len(ids),
                 "accuracy": 1.0,
                 "think_tokens_mean": sum(think) / len(think),
@@ -58,49 +130,107 @@ def oracle_rows(run: ParsedRun, tokenizer) -> list[dict]:
     return rows
 
 
-def evaluate_model(run: ParsedRun, label: str, path: str) -> list[dict]:
+def run_once(
+    engine: Engine, args: EvalArguments, problems: list[Problem], prompts: list[str], params: SamplingParams,
+    budget: int, prefilled: bool, desc: str,
+) -> tuple[dict, list[dict]]:
+    """Generate (``num_samples`` per problem), grade, summarise; returns the metrics and a few samples."""
+    k = args.num_samples
+    start = time.perf_counter()
+    gens = engine.generate([p for p in prompts for _ in range(k)], params, desc=desc)
+    seconds = time.perf_counter() - start
+    golds = [p.solution for p in problems for _ in range(k)]
+    scores = correctness_reward(None, [g.text for g in gens], golds)
+    row = summarize(gens, scores, engine.think_end_id, budget, prefilled_thinking=prefilled, num_samples=k)
+    row["seconds"] = round(seconds, 3)
+    row["tokens_per_s"] = round(sum(g.num_tokens for g in gens) / max(seconds, 1e-9), 1)
+    samples = [
+        {"problem": problems[i // k].id, "question": problems[i // k].question, "completion": g.text,
+         "gold": golds[i], "correct": scores[i], "think_tokens": count_until(g.token_ids, engine.think_end_id)}
+        for i, g in enumerate(gens[: args.log_samples])
+    ]
+    return row, samples
+
+
+def evaluate_model(run: ParsedRun, label: str, path: str) -> tuple[list[dict], list[dict]]:
+    """All rows (and samples) of one model: benchmarks x tiers x control settings (+ no-thinking)."""
     lcrl, (args,) = run.lcrl, run.stage_args
     tiers = resolve_tiers(lcrl.tiers)
-    engine = TransformersEngine.from_pretrained(path, args.batch_size, trust_remote_code=args.trust_remote_code)
-    think_end_id = _think_end_id(engine.tokenizer)
-    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
-    rows = []
-    modes = [("think", "")] + ([("no-think", NO_THINKING_PREFILL)] if args.no_thinking else [])
-    for tier in args.eval_tiers or [lcrl.budget if lcrl.budget != "mixed" else "medium"]:
-        data = task_dataset(dataclasses.replace(lcrl, budget=tier), "test", target=None)
-        for mode, prefill in modes:
-            prompts = chat_prompts(engine.tokenizer, data["prompt"], prefill=prefill)
-            gens = engine.generate(prompts, params, desc=f"{label}/{tier}/{mode}")
-            scores = correctness_reward(None, [g.text for g in gens], data["solution"])
-            row = summarize(gens, scores, think_end_id, tiers[tier].budget, prefilled_thinking=bool(prefill))
-            rows.append({"model": label, "path": path, "tier": tier, "mode": mode, **row})
-            logger.info("%s | %s | %s: accuracy %.3f, thinking %.1f tokens", label, tier, mode,
-                        row["accuracy"], row["think_tokens_mean"])
-    return rows
+    engine = make_engine(path, args.backend, args.batch_size, trust_remote_code=args.trust_remote_code)
+    controls = control_settings(args)
+    if engine.think_end_id is None and any(c.stop_tau != 1.0 or c.think_cap for c in controls):
+        raise ValueError(f"{label}: length controls need {THINK_CLOSE!r} as one token of the tokenizer")
+    rows, samples = [], []
+    for bench in args.benchmarks:
+        problems = load_problems(run, bench)
+        for tier in args.eval_tiers or [lcrl.budget if lcrl.budget != "mixed" else "medium"]:
+            conversations = [make_prompt(benchmark_question(p, bench, args.question_suffix), tier, tiers)
+                             for p in problems]
+            budget = tiers[tier].budget
+            runs = [("think", "", c) for c in controls]
+            runs += [("no-think", NO_THINKING_PREFILL, Control())] if args.no_thinking else []
+            for mode, prefill, control in runs:
+                cap, tau = control.cap(budget), control.stop_tau
+                name = control_label(tau, cap, args) if mode == "think" else "none"
+                prompts = chat_prompts(engine.tokenizer, conversations, prefill=prefill)
+                params = sampling_params(args, tau, cap, controls=mode == "think")
+                row, some = run_once(engine, args, problems, prompts, params, budget, bool(prefill),
+                                     desc=f"{label}/{bench}/{tier}/{mode}/{name}")
+                key = {"model": label, "benchmark": bench, "tier": tier, "mode": mode, "control": name}
+                rows.append({**key, "path": path, "stop_tau": tau, "think_cap": cap, "sweep": control.sweep, **row})
+                samples += [{**key, **s} for s in some]
+                logger.info("%s | %s | %s | %s | %s: accuracy %.3f, thinking %.1f tokens", label, bench, tier, mode,
+                            name, row["accuracy"], row["think_tokens_mean"])
+    return rows, samples
 
 
 def run(run: ParsedRun) -> None:
     (args,) = run.stage_args
     models = args.labelled_models()
     if run.lcrl.dry_run:
-        logger.info("dry run: would evaluate %s", models)
+        logger.info("dry run: would evaluate %s on %s with controls %s", models, args.benchmarks,
+                    [control_label(c.stop_tau, c.think_cap, args) for c in control_settings(args)])
         return
     wb = start_wandb_run(run)
-    rows = []
+    rows, samples = [], []
     for label, path in models:
-        rows += evaluate_model(run, label, path)
-    rows += oracle_rows(run, AutoTokenizer.from_pretrained(models[0][1]))
-    path = write_results(rows, args.output_dir, {"config": run.to_dict()})
-    dump_run(run, args.output_dir)
-    table = markdown_table(rows)
-    print(table)  # the stage's report is its output
-    logger.info("results written to %s", path)
-    if wb is not None:
-        import wandb
+        model_rows, model_samples = evaluate_model(run, label, path)
+        rows += model_rows
+        samples += model_samples
+    if SYNTHETIC in args.benchmarks:
+        rows += oracle_rows(run, AutoTokenizer.from_pretrained(models[0][1]))
+    out = Path(args.output_dir)
+    path = write_results(rows, out, {"config": run.to_dict()})
+    (out / "samples.json").write_text(json.dumps(samples, indent=2))
+    dump_run(run, out)
+    plot = None
+    if args.plot:
+        from rl.plots import pareto_plot
 
-        keys = sorted({k for r in rows for k in r})
-        wb.log({"eval/results": wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])})
-        for r in rows:
-            if r["mode"] != "data":
-                wb.summary.update({f"{r['model']}/{r['tier']}/{r['mode']}/{k}": r[k] for k in ("accuracy", "think_tokens_mean")})
-        wb.finish()
+        plot = pareto_plot(rows, out / "pareto.png", tokens=args.plot_tokens,
+                           title=f"accuracy against {args.plot_tokens} tokens ({', '.join(m for m, _ in models)})")
+    print(markdown_table(rows))  # the stage's report is its output
+    logger.info("results written to %s%s", path, f", plot {plot}" if plot else "")
+    if wb is not None:
+        log_to_wandb(wb, rows, samples, plot)
+
+
+def log_to_wandb(wb, rows: list[dict], samples: list[dict], plot: Path | None) -> None:
+    """The results table, per-run summary metrics, the Pareto plot and a table of sample completions."""
+    import wandb
+
+    keys = sorted({k for r in rows for k in r})
+    payload = {"eval/results": wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])}
+    if samples:
+        skeys = list(samples[0])
+        payload["eval/samples"] = wandb.Table(columns=skeys, data=[[s.get(k) for k in skeys] for s in samples])
+    if plot is not None:
+        payload["eval/pareto"] = wandb.Image(str(plot))
+    wb.log(payload)
+    for r in rows:
+        if r["mode"] != "data":
+            prefix = f"{r['model']}/{r['benchmark']}/{r['tier']}/{r['mode']}/{r['control']}"
+            wb.summary.update({f"{prefix}/{k}": r[k] for k in (
+                "accuracy", "think_tokens_mean", "answer_tokens_mean", "total_tokens_mean", "within_budget",
+                "truncated") if r.get(k) is not None})
+    wb.finish()
