@@ -29,6 +29,8 @@ CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_RECIPE_DIR = CONFIG_DIR / "tiny"
 TASKS = ("synthetic",)
 SFT_TARGETS = ("full", "oracle")
+SFT_MODES = ("full", "chunkwise", "skip")
+PRUNE_CONCLUSIONS = ("original", "model")
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,24 @@ class LcrlArguments:
     wandb_project: str = field(default="lcrl", metadata={"help": "W&B project."})
     experiment: str | None = field(default=None, metadata={"help": "W&B group; runs to compare share it."})
     dry_run: bool = field(default=False, metadata={"help": "Resolve and validate the recipe, load no model."})
+    sft_mode: str = field(
+        default="full",
+        metadata={
+            "help": "SFT examples: full (loss on the whole completion), chunkwise (loss on one chunk per example, "
+            "earlier chunks masked context) or skip (chunk-wise over the chunks not marked skippable by prune).",
+            "choices": list(SFT_MODES),
+        },
+    )
+    sft_data: str | None = field(
+        default=None, metadata={"help": "SFT on this pruned JSONL (written by --stage prune) instead of the task."}
+    )
+    segment: dict | str | None = field(
+        default=None, metadata={"help": "Step segmentation knobs (paragraphs, markers, min_chars, max_chars)."}
+    )
+    chunking: dict | str | None = field(
+        default=None,
+        metadata={"help": "Chunker knobs (method: search|average, target_len, num_chunks, min_len, max_len, window)."},
+    )
 
     def __post_init__(self) -> None:
         self.tiers = _yaml_value(self.tiers, "tiers")
@@ -81,6 +101,28 @@ class LcrlArguments:
         if self.num_train <= 0 or self.num_test <= 0:
             raise ConfigError(f"num_train and num_test must be positive, got {self.num_train}, {self.num_test}")
         resolve_tiers(self.tiers)  # raises on unknown tiers or fields
+        self.segment = _yaml_value(self.segment, "segment")
+        self.chunking = _yaml_value(self.chunking, "chunking")
+        self.segment_config()  # raises on unknown knobs
+        self.chunk_config()
+
+    def segment_config(self):
+        """``data.segment.SegmentConfig`` from the ``segment`` knobs."""
+        from data.segment import SegmentConfig
+
+        try:
+            return SegmentConfig.from_dict(self.segment)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"segment: {exc}") from exc
+
+    def chunk_config(self):
+        """``data.chunking.ChunkConfig`` from the ``chunking`` knobs."""
+        from data.chunking import ChunkConfig
+
+        try:
+            return ChunkConfig.from_dict(self.chunking)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"chunking: {exc}") from exc
 
 @dataclass
 class InitArguments:
@@ -204,6 +246,57 @@ class EvalArguments:
             label, sep, path = entry.partition("=")
             pairs.append((label, path) if sep else (Path(entry).name, entry))
         return pairs
+
+
+@dataclass
+class PruneArguments:
+    """Options of ``--stage prune``: binary cutting of long traces, validated on-policy by the target model."""
+
+    model_name_or_path: str = field(
+        default="outputs/tiny/sft", metadata={"help": "The small model that validates (and will learn) the traces."}
+    )
+    output_dir: str = field(default="outputs/tiny/prune", metadata={"help": "pruned.jsonl, pairs.jsonl, report."})
+    traces: str | None = field(
+        default=None,
+        metadata={"help": "Trace file (.json/.jsonl) or Hub dataset; default: the synthetic train split traces."},
+    )
+    trace_split: str = field(default="train", metadata={"help": "Split of a Hub trace dataset."})
+    trace_fields: dict | str | None = field(
+        default="auto",
+        metadata={"help": "Field mapping: a preset (r1_response, thinking_answer, openr1, s1k), auto, or a mapping."},
+    )
+    max_traces: int | None = field(default=None, metadata={"help": "Prune at most this many traces."})
+    answer_cue: str = field(
+        default="**Final Answer**\n\\boxed{",
+        metadata={"help": "Text after </think> that asks for the answer during validation."},
+    )
+    conclusion: str = field(
+        default="original",
+        metadata={"help": "Conclusion of a pruned trace: the original one or the model's validated answer.",
+                  "choices": list(PRUNE_CONCLUSIONS)},
+    )
+    min_steps: int = field(default=1, metadata={"help": "Fewest thinking steps a pruned trace keeps (lo of the search)."})
+    skip_chunks: bool = field(
+        default=False, metadata={"help": "Also find skippable middle chunks (skip-thinking data), validated on-policy."}
+    )
+    plain_prompt: bool = field(
+        default=False, metadata={"help": "Validate with the bare question (no tier instruction), for outside models."}
+    )
+    batch_size: int = field(default=64, metadata={"help": "Prompts per generation batch."})
+    shard_size: int = field(default=512, metadata={"help": "Traces searched together; results are written per trace."})
+    max_new_tokens: int = field(default=16, metadata={"help": "Answer tokens generated per validation."})
+    backend: str = field(
+        default="auto", metadata={"help": "Generation backend (auto: vllm if installed and a GPU is present).",
+                                  "choices": ["auto", "transformers", "vllm"]}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
+
+    def __post_init__(self) -> None:
+        self.trace_fields = _yaml_value(self.trace_fields, "trace_fields")
+        if self.min_steps < 0 or self.batch_size <= 0 or self.shard_size <= 0 or self.max_new_tokens <= 0:
+            raise ConfigError("min_steps must be >= 0; batch_size, shard_size and max_new_tokens must be positive")
+        if self.max_traces is not None and self.max_traces <= 0:
+            raise ConfigError(f"max_traces must be positive, got {self.max_traces}")
 
 
 @dataclass

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from rl.config import EvalArguments, InitArguments, LcrlArguments, ParsedRun
+from rl.config import EvalArguments, InitArguments, LcrlArguments, ParsedRun, PruneArguments
 
 STAGE_MODULES: dict[str, str] = {
     "init": "rl.stages.init",
     "sft": "rl.stages.sft",
     "grpo": "rl.stages.grpo",
     "eval": "rl.stages.evaluation",
+    "prune": "rl.stages.prune",
 }
 
 
@@ -23,6 +24,7 @@ def stage_types() -> dict[str, tuple[type, ...]]:
         "sft": (LcrlArguments, SFTConfig, ModelConfig),
         "grpo": (LcrlArguments, GRPOConfig, ModelConfig),
         "eval": (LcrlArguments, EvalArguments),
+        "prune": (LcrlArguments, PruneArguments),
     }
 
 
