@@ -14,6 +14,7 @@ from typing import Any
 from datasets import Dataset
 
 from data.budgets import Tier, assign_tiers, tier_instruction
+from data.format import THINK_CLOSE, THINK_OPEN
 from data.synthetic import SyntheticConfig, Trace, generate
 
 TARGETS = ("full", "oracle")
@@ -65,3 +66,92 @@ def traces_to_dataset(
             text = trace.text if target == "full" else trace.oracle_text
             rows["completion"].append([{"role": "assistant", "content": text}])
     return Dataset.from_dict(rows)
+
+
+# --- SFT on pruned traces, and chunk-wise / skip-thinking examples (Chen et al. 2025, arXiv 2505.18642) ---
+
+def rows_dataset(
+    rows: Sequence[Mapping[str, Any]], budget: str, tiers: Mapping[str, Tier], seed: int = 0, field: str = "completion"
+) -> Dataset:
+    """Prompt/completion SFT data from trace rows (e.g. ``pruned.jsonl``): the task prompt with its tier, and
+    the row's ``field`` (``completion``: the pruned trace; ``skip_completion``; ``full_completion``) as the answer."""
+    names = assign_tiers(len(rows), budget, seed=seed)
+    return Dataset.from_dict({
+        "id": [r["id"] for r in rows],
+        "prompt": [make_prompt(r["question"], t, tiers) for r, t in zip(rows, names)],
+        "completion": [[{"role": "assistant", "content": r[field]}] for r in rows],
+        "solution": [r["solution"] for r in rows],
+        "tier": names,
+    })
+
+
+def chunk_example(
+    tokenizer, prompt: Sequence[Mapping[str, str]], chunks: Sequence[str], keep: Sequence[int], conclusion: str
+) -> list[dict[str, list[int]]]:
+    """Chunk-wise examples of one trace: one per kept chunk, the loss on that chunk only.
+
+    The assistant turn is ``<think>\\n`` + the kept chunks + ``\\n</think>\\n\\n`` + conclusion. Example ``j`` is the
+    conversation cut at the end of kept chunk ``j``; its labels are the token ids of chunk ``j`` (the first also
+    holds ``<think>\\n``, the last the end of the thinking, the conclusion and the end of the turn) and -100 on
+    everything before it (the prompt and the earlier kept chunks: masked context). Skipped chunks are simply
+    absent, so the model learns to go from the chunk before a skipped one straight to the chunk after it.
+    """
+    if not keep:
+        return []
+    thinking = "".join(chunks[j] for j in keep)
+    content = f"{THINK_OPEN}\n{thinking}\n{THINK_CLOSE}\n\n{conclusion}"
+    head = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": content}], tokenize=False)
+    if not full.startswith(head + content):
+        raise ValueError("the chat template does not render the assistant turn verbatim after the generation "
+                         "prompt; chunk-wise SFT needs it (TRL's prompt/completion format has the same need)")
+    bounds, pos = [], len(head) + len(THINK_OPEN) + 1
+    for j in keep:
+        bounds.append([pos, pos + len(chunks[j])])
+        pos += len(chunks[j])
+    bounds[0][0], bounds[-1][1] = len(head), len(full)
+    examples = []
+    for start, end in bounds:
+        enc = tokenizer(full[:end], add_special_tokens=False, return_offsets_mapping=True)
+        labels = [t if e > start else -100 for t, (_, e) in zip(enc["input_ids"], enc["offset_mapping"])]
+        examples.append({"input_ids": enc["input_ids"], "labels": labels})
+    return examples
+
+
+def chunked_dataset(
+    rows: Sequence[Mapping[str, Any]], tokenizer, mode: str, budget: str, tiers: Mapping[str, Tier], seed: int = 0
+) -> Dataset:
+    """Tokenised chunk-wise (``chunkwise``) or skip-thinking (``skip``) examples (``input_ids``, ``labels``).
+
+    Rows need ``question``, ``chunks`` (texts joining to the thinking), ``conclusion`` and, for ``skip``,
+    ``skippable`` (chunk indices, from ``--stage prune`` with ``skip_chunks: true``).
+    """
+    if mode not in ("chunkwise", "skip"):
+        raise ValueError(f"unknown chunked SFT mode {mode!r}; allowed: chunkwise, skip")
+    if mode == "skip" and rows and "skippable" not in rows[0]:
+        raise ValueError("sft_mode skip needs rows with 'skippable' chunks: run --stage prune with skip_chunks: true")
+    names = assign_tiers(len(rows), budget, seed=seed)
+    out: dict[str, list] = {"input_ids": [], "labels": []}
+    for row, tier in zip(rows, names):
+        skipped = set(row.get("skippable") or []) if mode == "skip" else set()
+        keep = [j for j in range(len(row["chunks"])) if j not in skipped]
+        prompt = make_prompt(row["question"], tier, tiers)
+        for ex in chunk_example(tokenizer, prompt, row["chunks"], keep, row["conclusion"]):
+            out["input_ids"].append(ex["input_ids"])
+            out["labels"].append(ex["labels"])
+    return Dataset.from_dict(out)
+
+
+def trace_rows(traces: Sequence[Trace], tokenizer, segment_config=None, chunk_config=None) -> list[dict[str, Any]]:
+    """Rows for chunk-wise SFT on the task's own (full) traces: segmented and chunked, nothing skippable."""
+    from data.chunking import chunk_steps
+    from data.segment import segment
+
+    rows = []
+    for t in traces:
+        steps = segment(t.thinking.strip(), segment_config)
+        lengths = [len(ids) for ids in tokenizer(steps, add_special_tokens=False)["input_ids"]] if steps else []
+        chunks = ["".join(steps[i] for i in c) for c in chunk_steps(steps, lengths, chunk_config)]
+        rows.append({"id": t.problem.id, "question": t.problem.question, "solution": str(t.problem.answer),
+                     "chunks": chunks, "skippable": [], "conclusion": t.conclusion})
+    return rows

@@ -3,30 +3,70 @@
 The loss is on the completion only (``completion_only_loss``); LoRA is used when the recipe sets
 ``use_peft: true`` (TRL ``ModelConfig`` -> ``peft_config``). Re-running the command resumes from the last
 checkpoint in ``output_dir``.
+
+Data: the task's traces (``sft_target``: full or oracle), or a pruned JSONL from ``--stage prune``
+(``sft_data``). ``sft_mode`` picks the examples (Chen et al. 2025, arXiv 2505.18642):
+
+- ``full``: one prompt/completion example per trace, the loss on the whole completion;
+- ``chunkwise``: one example per chunk (``chunking``), the loss on that chunk, earlier chunks masked context;
+- ``skip``: as ``chunkwise`` over the chunks ``--stage prune`` did not mark skippable (``skip_chunks: true``), so
+  the model learns to jump over them.
+
+The chunked modes hand TRL tokenised examples with their own ``labels`` (-100 on the context), which
+``SFTTrainer`` uses as they are.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from trl import SFTTrainer, get_peft_config
 
-from rl.config import ParsedRun, dump_run
+from data.budgets import resolve_tiers
+from data.prune_io import read_jsonl
+from data.tasks import chunked_dataset, rows_dataset, synthetic_traces, trace_rows
+from rl.config import ConfigError, ParsedRun, dump_run
 from rl.stages.common import load_policy, prepare_training, task_dataset
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
 
 
+def pruned_rows(lcrl) -> list[dict]:
+    """The first ``num_train`` rows of the pruned JSONL ``sft_data``."""
+    if not Path(lcrl.sft_data).is_file():
+        raise ConfigError(f"sft_data {lcrl.sft_data!r} not found (run --stage prune first, or fix the path)")
+    try:
+        rows = read_jsonl(lcrl.sft_data)[: lcrl.num_train]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"sft_data {lcrl.sft_data!r} cannot be read: {exc}") from exc
+    if not rows:
+        raise ConfigError(f"sft_data {lcrl.sft_data!r} holds no pruned traces (run --stage prune first)")
+    return rows
+
+
 def run(run: ParsedRun) -> None:
     lcrl = run.lcrl
     sft_args, model_args = run.stage_args
-    train = task_dataset(lcrl, "train", target=lcrl.sft_target)
-    logger.info("SFT on %d %s traces (budget %s)", len(train), lcrl.sft_target, lcrl.budget)
+    tiers = resolve_tiers(lcrl.tiers)
+    rows = pruned_rows(lcrl) if lcrl.sft_data else None
+    if lcrl.sft_mode == "full":
+        train = (rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed) if rows is not None
+                 else task_dataset(lcrl, "train", target=lcrl.sft_target))
+        logger.info("SFT on %d %s traces (budget %s)", len(train), "pruned" if rows else lcrl.sft_target, lcrl.budget)
+    elif lcrl.sft_mode == "skip" and rows is None:
+        raise ConfigError("sft_mode skip needs sft_data: a pruned JSONL from --stage prune with skip_chunks: true")
     if lcrl.dry_run:
         return
     resume = prepare_training(run, sft_args)
     model, tokenizer = load_policy(model_args, sft_args.trust_remote_code)
+    if lcrl.sft_mode != "full":
+        if rows is None:
+            traces = synthetic_traces("train", lcrl.num_train, lcrl.task_seed, lcrl.synthetic)
+            rows = trace_rows(traces, tokenizer, lcrl.segment_config(), lcrl.chunk_config())
+        train = chunked_dataset(rows, tokenizer, lcrl.sft_mode, lcrl.budget, tiers, seed=lcrl.task_seed)
+        logger.info("SFT (%s) on %d chunk examples from %d traces", lcrl.sft_mode, len(train), len(rows))
     trainer = SFTTrainer(
         model=model,
         args=sft_args,
