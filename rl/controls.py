@@ -89,7 +89,9 @@ class StopTokenScaling(LogitsProcessor):
 class BudgetForcing:
     """s1 budget forcing: a thinking cap and/or a minimum with up to ``max_waits`` "Wait" extensions.
 
-    ``answer_tokens``: the answer round may use ``max(max_new_tokens - thinking tokens, answer_tokens)`` tokens.
+    ``answer_tokens``: the answer after a forced close may use ``answer_tokens`` tokens (so a capped completion has
+    at most ``think_cap + len(answer_cue) + answer_tokens``); after the model's own close, what is left of
+    ``max_new_tokens``, at least ``answer_tokens``.
     """
 
     think_cap: int | None = None
@@ -163,7 +165,7 @@ def budget_forced_generate(
         gens = engine.generate_ids(
             [list(prompt_ids[i]) + rows[i].ids for i in todo],
             replace(think_params, seed=params.seed + bf.max_waits + 1),
-            limits=[max(params.max_new_tokens - len(rows[i].ids), bf.answer_tokens) for i in todo],
+            limits=[_answer_limit(rows[i], params.max_new_tokens, bf.answer_tokens) for i in todo],
             desc=f"{desc}/answer",
         )
         for i, g in zip(todo, gens):
@@ -173,6 +175,12 @@ def budget_forced_generate(
         Generation(engine.decode(r.ids), r.ids, r.finished, r.stop_reason, forced_stop=r.forced, waits=r.waits)
         for r in rows
     ]
+
+
+def _answer_limit(row: _Row, max_new_tokens: int, answer_tokens: int) -> int:
+    """After a forced close: ``answer_tokens``; after the model's own close: what is left of ``max_new_tokens``,
+    at least ``answer_tokens``."""
+    return answer_tokens if row.forced else max(max_new_tokens - len(row.ids), answer_tokens)
 
 
 def _after_think(

@@ -60,7 +60,7 @@ def pareto_plot(
     tiers_of = {m: list(dict.fromkeys(r["tier"] for r in rows if r["model"] == m)) for m in models}
     for ax, bench in zip(axes[0], benchmarks):
         here = [r for r in rows if r.get("benchmark", "-") == bench]
-        model_points = []
+        model_points, labels = [], {}
         for r in here:
             x, y = r[key], r["accuracy"]
             if r.get("mode") == "data":
@@ -72,7 +72,12 @@ def pareto_plot(
             ax.scatter([x], [y], marker=MARKERS.get(sweep, "o"), color=colours[r["model"]],
                        s=140 if sweep == "base" else 45, zorder=3, edgecolors="black" if sweep == "base" else "none")
             if _label(r):
-                ax.annotate(_label(r), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                labels.setdefault((r["model"], r["tier"], round(x, 1), round(y, 4)), []).append(_label(r))
+        for (_, _, x, y), texts in labels.items():  # one label per point, listing every setting that landed there
+            text = texts[0] + "".join("/" + t.split("=")[-1].replace("cap ", "") for t in texts[1:])
+            below = not text.startswith("τ")  # tau labels above the points, cap labels below
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(3, -11 if below else 5), fontsize=7,
+                        rotation=0 if below else 25)
         for m in models:  # sweep lines, one per (model, tier, sweep), through the uncontrolled run
             for t_i, tier in enumerate(tiers_of[m]):
                 mine = [r for r in here if r["model"] == m and r["tier"] == tier and r.get("mode") == "think"]
