@@ -39,6 +39,7 @@ from data.segment import join_steps, segment
 from data.tasks import make_prompt, synthetic_traces
 from data.traces import Skipped, TraceRecord, load_traces, render_completion, synthetic_records
 from rl.config import LcrlArguments, ParsedRun, PruneArguments, dump_run
+from rl.tracking import start_wandb_run
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ def run(run: ParsedRun) -> None:
         return
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    wb = start_wandb_run(run)
     check_settings(out, {k: v for k, v in run.to_dict().items() if k in SETTINGS})
     pruned, dropped = JsonlLog(out / PRUNED), JsonlLog(out / DROPPED)
     done = pruned.keys | dropped.keys
@@ -257,3 +259,9 @@ def run(run: ParsedRun) -> None:
     report = write_outputs(out, last_run)
     dump_run(run, out)
     print(report["table"])  # the stage's report is its output
+    if wb is not None:
+        flat = {f"prune/{k}": v for k, v in report.items() if isinstance(v, (int, float))}
+        for group in ("tokens", "validation", "skip", "dropped"):
+            flat.update({f"prune/{group}/{k}": v for k, v in report[group].items() if v is not None})
+        wb.summary.update(flat)
+        wb.finish()
