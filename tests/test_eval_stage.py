@@ -99,3 +99,32 @@ def test_bad_options_fail_naming_the_allowed_values(model_dir, tmp_path, capsys,
 def test_pareto_front():
     pts = [(10, 0.5), (20, 0.7), (15, 0.4), (30, 0.7), (5, 0.1), (25, 0.9)]
     assert pareto_front(pts) == [4, 0, 1, 5]
+
+
+def test_wandb_gets_metrics_plot_and_samples(model_dir, tmp_path):
+    """The W&B payload (with a stand-in run object): results table, per-run summary, the plot, sample completions."""
+    import wandb
+
+    from rl.plots import pareto_plot
+    from rl.stages.evaluation import log_to_wandb
+
+    rows = run_eval(model_dir, tmp_path, "--stop_tau", "1.0", "0.3", "--no_thinking", "false")
+    samples = json.loads((tmp_path / "samples.json").read_text())
+
+    class Run:
+        def __init__(self):
+            self.logged, self.summary, self.finished = {}, {}, False
+
+        def log(self, payload):
+            self.logged.update(payload)
+
+        def finish(self):
+            self.finished = True
+
+    run = Run()
+    log_to_wandb(run, rows, samples, pareto_plot(rows, tmp_path / "p.png"))
+    assert isinstance(run.logged["eval/results"], wandb.Table) and isinstance(run.logged["eval/pareto"], wandb.Image)
+    assert len(run.logged["eval/samples"].data) == len(samples) == 2 * 4
+    assert "completion" in run.logged["eval/samples"].columns
+    assert run.summary["tiny/synthetic/medium/think/tau=0.3/accuracy"] == rows[1]["accuracy"]
+    assert run.finished

@@ -93,3 +93,59 @@ def test_bad_sampling_params():
         SamplingParams(stop_tau=0.0)
     with pytest.raises(ValueError, match="max_new_tokens must be positive"):
         SamplingParams(max_new_tokens=0)
+
+
+def test_vllm_engine_against_a_stub_llm(monkeypatch, engine, tmp_path):
+    """The vLLM backend's request building and result mapping, with a stand-in for ``vllm`` (no GPU here)."""
+    import sys
+    import types
+
+    calls = {}
+
+    class StubSamplingParams:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    class StubLLM:
+        def __init__(self, **kw):
+            calls["llm"] = kw
+
+        def get_tokenizer(self):
+            return engine.tokenizer
+
+        def generate(self, requests, sampling, use_tqdm=False):
+            calls["requests"], calls["sampling"] = requests, sampling
+            eos, end = engine.tokenizer.eos_token_id, 4
+            scripted = [([7, 8, eos], "stop", None), ([7, 8], "stop", end), ([7, 8, 9], "length", None)]
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=ids, finish_reason=f,
+                                                                          stop_reason=r)])
+                    for ids, f, r in scripted]
+
+    class StubAdapter:
+        def __init__(self, *a):
+            pass
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM, vllm.SamplingParams = StubLLM, StubSamplingParams
+    lp = types.ModuleType("vllm.v1.sample.logits_processor")
+    lp.AdapterLogitsProcessor = StubAdapter
+    for name, mod in {"vllm": vllm, "vllm.v1": types.ModuleType("vllm.v1"),
+                      "vllm.v1.sample": types.ModuleType("vllm.v1.sample"),
+                      "vllm.v1.sample.logits_processor": lp}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    from rl.vllm_engine import EXTRA_ARG, VLLMEngine
+
+    engine.model.generation_config.save_pretrained(tmp_path)
+    v = VLLMEngine(str(tmp_path))
+    assert v.eos_ids == {engine.tokenizer.eos_token_id}
+    assert calls["llm"]["logits_processors"][0].__name__ == "StopTokenScalingLogitsProcessor"
+    gens = v.generate_ids([[1, 2], [3], [4, 5]], SamplingParams(max_new_tokens=3, stop_tau=0.5), stop_ids=[4],
+                          limits=[3, 3, 3])
+    assert [(g.token_ids, g.stop_reason) for g in gens] == [([7, 8], "eos"), ([7, 8, 4], "stop"), ([7, 8, 9], "length")]
+    assert calls["requests"][0] == {"prompt_token_ids": [1, 2]}
+    s = calls["sampling"][0]
+    assert s.max_tokens == 3 and s.stop_token_ids == [4] and s.temperature == 0.0
+    assert s.extra_args[EXTRA_ARG] == {"token_id": engine.think_end_id, "tau": 0.5, "top_k": 0}
+    adapter = sys.modules["rl.vllm_engine"]._adapter_class()
+    req = adapter.new_req_logits_processor(adapter, s)
+    assert req.tau == 0.5 and adapter.new_req_logits_processor(adapter, StubSamplingParams(extra_args=None)) is None
