@@ -37,17 +37,8 @@ class JsonlLog:
         self._file = None
 
     def _recover(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        *complete, tail = self.path.read_bytes().split(b"\n")  # JSON lines hold no raw newline: only the tail tears
-        rows = []
-        for i, line in enumerate(complete):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"{self.path}: line {i + 1} is not valid JSON ({exc}); fix or delete the file")
-        if tail.strip():
+        rows, torn = _parse(self.path)
+        if torn:
             _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         return rows
 
@@ -68,8 +59,24 @@ class JsonlLog:
             self._file = None
 
 
+def _parse(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The rows of the complete lines, and whether a torn tail follows them."""
+    if not path.exists():
+        return [], False
+    *complete, tail = path.read_bytes().split(b"\n")  # JSON lines hold no raw newline: only the tail tears
+    rows = []
+    for i, line in enumerate(complete):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}: line {i + 1} is not valid JSON ({exc}); fix or delete the file") from exc
+    return rows, bool(tail.strip())
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return JsonlLog(path).rows
+    """The rows of a JSONL file (a torn last line is left out, the file is not touched)."""
+    return _parse(Path(path))[0]
 
 
 def check_settings(out: Path, settings: Mapping[str, Any]) -> None:

@@ -192,3 +192,20 @@ def test_tiny_model_end_to_end(tmp_path):
     assert set(report["dropped"]) <= {"full_trace_invalid"}
     assert report["validation"]["within_bound"] == 1.0 and report["last_run"]["generation_batches"] >= 1
     assert (out / "lcrl_config.json").is_file() and (out / "pairs.jsonl").is_file()
+
+
+def test_jsonl_log_repairs_only_a_torn_tail(tmp_path):
+    from data.prune_io import JsonlLog
+
+    path = tmp_path / "log.jsonl"
+    log = JsonlLog(path)
+    log.append({"key": "a", "v": 1})
+    with pytest.raises(ValueError, match="already written"):
+        log.append({"key": "a", "v": 2})
+    log.close()
+    path.write_text(path.read_text() + '{"key": "b", "v"')
+    assert read_jsonl(path) == [{"key": "a", "v": 1}] and path.read_text().endswith('"v"')  # reading: untouched
+    assert JsonlLog(path).keys == {"a"} and path.read_text() == '{"key": "a", "v": 1}\n'  # opening: repaired
+    path.write_text('{"key": "a"}\nnot json\n{"key": "c"}\n')
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        JsonlLog(path)

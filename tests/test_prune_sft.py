@@ -1,0 +1,106 @@
+"""SFT on pruned data: the chunk-wise and skip-thinking loss masks on TRL's own tokenised examples, and the modes
+through train.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from trl import SFTConfig, SFTTrainer
+
+import train
+from data.budgets import resolve_tiers
+from data.tasks import chunked_dataset, rows_dataset, trace_rows
+from data.synthetic import generate
+from rl.config import InitArguments
+from rl.tiny_model import build_model
+
+CHUNKS = ["Op 1: + 5, so 6 + 5 = 1.\n\n", "Wait, let me double-check that. 6 + 5 = 1. Yes.\n\n", "Op 2: * 4, so 1 * 4 = 4."]
+CONCLUSION = "The final value is \\boxed{4}."
+ROW = {"id": "r0", "question": "Start with 6. Apply these operations in order, working modulo 10:\nOp 1: + 5.\n"
+       "Op 2: * 4.\nWhat is the final value?", "solution": "4", "chunks": CHUNKS, "skippable": [1],
+       "conclusion": CONCLUSION, "completion": "<think>\n" + "".join(CHUNKS) + "\n</think>\n\n" + CONCLUSION}
+
+
+def prepared(tokenizer, dataset, tmp_path):
+    """The examples exactly as TRL's SFTTrainer prepares them for training (input_ids, labels)."""
+    model = build_model(InitArguments(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2), tokenizer)
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), report_to=[], bf16=False, use_cpu=True, max_length=512,
+                     completion_only_loss=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    return trainer, [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+
+
+def split_by_mask(tokenizer, example):
+    ids, labels = example["input_ids"], example["labels"]
+    first = next(i for i, x in enumerate(labels) if x != -100)
+    assert all(x == -100 for x in labels[:first])  # everything before the target is masked context
+    assert labels[first:] == ids[first:]  # the target: real token ids up to the end of the example
+    return tokenizer.decode(ids[:first]), tokenizer.decode(ids[first:])
+
+
+def test_chunkwise_loss_is_on_one_chunk_with_earlier_chunks_masked(tiny_tokenizer, tmp_path):
+    data = chunked_dataset([ROW], tiny_tokenizer, "chunkwise", "medium", resolve_tiers(None))
+    trainer, examples = prepared(tiny_tokenizer, data, tmp_path)
+    assert len(examples) == 3
+    targets = [split_by_mask(tiny_tokenizer, ex) for ex in examples]
+    assert targets[0][1] == "<think>\n" + CHUNKS[0]
+    assert targets[1] == (targets[0][0] + targets[0][1], CHUNKS[1])
+    assert targets[2][1] == CHUNKS[2] + "\n</think>\n\n" + CONCLUSION + "<|im_end|>\n"  # the last one ends the turn
+    assert targets[2][0].endswith("assistant\n<think>\n" + CHUNKS[0] + CHUNKS[1])
+    assert "Reasoning length: medium." in targets[0][0]
+    batch = trainer.data_collator(examples)  # the collator keeps the mask
+    assert (batch["labels"] != -100).sum(1).tolist() == [sum(x != -100 for x in ex["labels"]) for ex in examples]
+
+
+def test_skip_examples_jump_over_skippable_chunks(tiny_tokenizer, tmp_path):
+    data = chunked_dataset([ROW], tiny_tokenizer, "skip", "medium", resolve_tiers(None))
+    _, examples = prepared(tiny_tokenizer, data, tmp_path)
+    assert len(examples) == 2
+    context, target = split_by_mask(tiny_tokenizer, examples[1])
+    assert context.endswith("<think>\n" + CHUNKS[0]) and target.startswith(CHUNKS[2])
+    for ex in examples:
+        assert "double-check" not in tiny_tokenizer.decode(ex["input_ids"])
+    with pytest.raises(ValueError, match="skippable"):
+        chunked_dataset([{k: v for k, v in ROW.items() if k != "skippable"}], tiny_tokenizer, "skip", "medium",
+                        resolve_tiers(None))
+
+
+def test_rows_of_the_task_and_full_mode_rows(tiny_tokenizer):
+    traces = generate("train", 5, seed=0)
+    rows = trace_rows(traces, tiny_tokenizer)
+    for row, trace in zip(rows, traces):
+        assert "".join(row["chunks"]) == trace.thinking.strip() and row["skippable"] == []
+    data = rows_dataset([ROW], "mixed", resolve_tiers(None))
+    assert data[0]["completion"][0]["content"] == ROW["completion"] and data[0]["solution"] == "4"
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("base")
+    small = ["--hidden_size", "32", "--intermediate_size", "64", "--num_hidden_layers", "2",
+             "--num_attention_heads", "2", "--num_key_value_heads", "2", "--tokenizer_corpus", "100"]
+    assert train.main(["--stage", "init", "--output_dir", str(base), *small]) == 0
+    return base
+
+
+@pytest.mark.parametrize("mode", ["full", "chunkwise", "skip"])
+def test_sft_modes_through_train_main(mode, tiny_base, tmp_path):
+    data = tmp_path / "pruned.jsonl"
+    data.write_text("".join(json.dumps({**ROW, "id": f"r{i}"}) + "\n" for i in range(4)))
+    out = tmp_path / "sft"
+    args = ["--stage", "sft", "--model_name_or_path", str(tiny_base), "--output_dir", str(out), "--sft_mode", mode,
+            "--sft_data", str(data), "--max_steps", "1", "--per_device_train_batch_size", "4", "--report_to", "none",
+            "--save_strategy", "no"]
+    assert train.main(args) == 0
+    assert (out / "model.safetensors").is_file()
+    assert json.loads((out / "lcrl_config.json").read_text())["sft_mode"] == mode
+
+
+def test_sft_data_errors_are_named(tmp_path, capsys):
+    assert train.main(["--stage", "sft", "--sft_data", str(tmp_path / "none.jsonl"), "--dry_run"]) == 2
+    assert "not found (run --stage prune first" in capsys.readouterr().err
+    assert train.main(["--stage", "sft", "--sft_mode", "skip", "--dry_run"]) == 2
+    assert "sft_mode skip needs sft_data" in capsys.readouterr().err
