@@ -20,7 +20,8 @@ Budget forcing (s1; Muennighoff et al. 2025, arXiv 2501.19393):
 - thinking cap ``think_cap``: thinking tokens (counted up to and including ``</think>``, as everywhere in lcrl)
   never exceed the cap. When a completion reaches the cap with its thinking still open, its last token is
   replaced by ``</think>``, the answer cue is appended (s1: "Final Answer:"; default here: a blank line, the
-  format the models are trained on) and the answer is decoded;
+  format the models are trained on) and the answer is decoded (the effective cap is
+  ``min(think_cap, max_new_tokens)``);
 - minimum ``min_think`` with ``max_waits`` = N: when the model closes its thinking before ``min_think`` tokens,
   the ``</think>`` is removed, ``wait_text`` ("Wait") appended and the thinking continues, at most N times.
 
