@@ -30,6 +30,7 @@ DEFAULT_RECIPE_DIR = CONFIG_DIR / "tiny"
 TASKS = ("synthetic",)
 SFT_TARGETS = ("full", "oracle")
 SFT_MODES = ("full", "chunkwise", "skip")
+SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion"}
 PRUNE_CONCLUSIONS = ("original", "model")
 
 
@@ -85,6 +86,14 @@ class LcrlArguments:
     )
     sft_data: str | None = field(
         default=None, metadata={"help": "SFT on this pruned JSONL (written by --stage prune) instead of the task."}
+    )
+    sft_completion: str = field(
+        default="pruned",
+        metadata={
+            "help": "With sft_data and sft_mode full, the trace of each pruned row to learn: pruned (the validated "
+            "prefix), skip (the prefix without its skippable chunks) or full (the original trace).",
+            "choices": list(SFT_COMPLETIONS),
+        },
     )
     segment: dict | str | None = field(
         default=None, metadata={"help": "Step segmentation knobs (paragraphs, markers, min_chars, max_chars)."}

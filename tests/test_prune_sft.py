@@ -104,3 +104,12 @@ def test_sft_data_errors_are_named(tmp_path, capsys):
     assert "not found (run --stage prune first" in capsys.readouterr().err
     assert train.main(["--stage", "sft", "--sft_mode", "skip", "--dry_run"]) == 2
     assert "sft_mode skip needs sft_data" in capsys.readouterr().err
+
+
+def test_sft_completion_picks_the_trace_of_a_pruned_row(tmp_path, capsys):
+    data = tmp_path / "pruned.jsonl"
+    data.write_text(json.dumps(ROW) + "\n")
+    argv = ["--stage", "sft", "--sft_data", str(data), "--dry_run", "--sft_completion"]
+    assert train.main([*argv, "pruned"]) == 0
+    assert train.main([*argv, "skip"]) == 2
+    assert "no 'skip_completion' (needed by sft_completion skip)" in capsys.readouterr().err

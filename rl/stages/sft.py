@@ -7,7 +7,8 @@ checkpoint in ``output_dir``.
 Data: the task's traces (``sft_target``: full or oracle), or a pruned JSONL from ``--stage prune``
 (``sft_data``). ``sft_mode`` picks the examples (Chen et al. 2025, arXiv 2505.18642):
 
-- ``full``: one prompt/completion example per trace, the loss on the whole completion;
+- ``full``: one prompt/completion example per trace, the loss on the whole completion (with ``sft_data``:
+  ``sft_completion`` picks the pruned prefix, the prefix without its skippable chunks, or the original trace);
 - ``chunkwise``: one example per chunk (``chunking``), the loss on that chunk, earlier chunks masked context;
 - ``skip``: as ``chunkwise`` over the chunks ``--stage prune`` did not mark skippable (``skip_chunks: true``), so
   the model learns to jump over them.
@@ -26,7 +27,7 @@ from trl import SFTTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from data.prune_io import read_jsonl
 from data.tasks import chunked_dataset, rows_dataset, synthetic_traces, trace_rows
-from rl.config import ConfigError, ParsedRun, dump_run
+from rl.config import SFT_COMPLETIONS, ConfigError, ParsedRun, dump_run
 from rl.stages.common import load_policy, prepare_training, task_dataset
 from rl.tracking import lcrl_config_callback
 
@@ -52,9 +53,15 @@ def run(run: ParsedRun) -> None:
     tiers = resolve_tiers(lcrl.tiers)
     rows = pruned_rows(lcrl) if lcrl.sft_data else None
     if lcrl.sft_mode == "full":
-        train = (rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed) if rows is not None
-                 else task_dataset(lcrl, "train", target=lcrl.sft_target))
-        logger.info("SFT on %d %s traces (budget %s)", len(train), "pruned" if rows else lcrl.sft_target, lcrl.budget)
+        if rows is not None:
+            field = SFT_COMPLETIONS[lcrl.sft_completion]
+            if field not in rows[0]:
+                raise ConfigError(f"sft_data rows have no {field!r} (needed by sft_completion {lcrl.sft_completion})")
+            train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
+        else:
+            train = task_dataset(lcrl, "train", target=lcrl.sft_target)
+        what = f"{lcrl.sft_completion} pruned-data" if rows else lcrl.sft_target
+        logger.info("SFT on %d %s traces (budget %s)", len(train), what, lcrl.budget)
     elif lcrl.sft_mode == "skip" and rows is None:
         raise ConfigError("sft_mode skip needs sft_data: a pruned JSONL from --stage prune with skip_chunks: true")
     if lcrl.dry_run:
