@@ -6,9 +6,9 @@ Source: Wang et al. 2025 (arXiv 2505.18440); the search is ``data.prune.binary_c
 Validity of a prefix of ``k`` steps: the target model (``model_name_or_path``) gets the question (the task
 prompt, or the bare question with ``plain_prompt``), ``<think>\\n`` + the first ``k`` steps + ``\\n</think>\\n\\n`` +
 ``answer_cue`` and writes the answer greedily (``max_new_tokens``); the correctness reward grades
-``</think>\\n\\n`` + cue + answer against every gold alternative (valid if any matches). All requests of one
-search level go to the generation engine (``rl.generation.make_engine``: transformers, or vLLM with a GPU) as
-one batch.
+``</think>\\n\\n`` + cue + answer against every gold alternative (valid if any matches). Traces are searched
+``shard_size`` at a time; all requests of one search level of a shard go to the generation engine
+(``rl.generation.make_engine``: transformers, or vLLM with a GPU) as one ``generate`` call.
 
 Outputs in ``output_dir`` (``data.prune_io``): ``pruned.jsonl`` (the pruned SFT set, one line per kept trace,
 loadable with ``datasets``), ``dropped.jsonl`` (every record not kept, with its reason), ``pairs.jsonl``
