@@ -85,7 +85,7 @@ def rows_dataset(
     })
 
 
-def chunk_example(
+def chunk_examples(
     tokenizer, prompt: Sequence[Mapping[str, str]], chunks: Sequence[str], keep: Sequence[int], conclusion: str
 ) -> list[dict[str, list[int]]]:
     """Chunk-wise examples of one trace: one per kept chunk, the loss on that chunk only.
@@ -136,7 +136,7 @@ def chunked_dataset(
         skipped = set(row.get("skippable") or []) if mode == "skip" else set()
         keep = [j for j in range(len(row["chunks"])) if j not in skipped]
         prompt = make_prompt(row["question"], tier, tiers)
-        for ex in chunk_example(tokenizer, prompt, row["chunks"], keep, row["conclusion"]):
+        for ex in chunk_examples(tokenizer, prompt, row["chunks"], keep, row["conclusion"]):
             out["input_ids"].append(ex["input_ids"])
             out["labels"].append(ex["labels"])
     return Dataset.from_dict(out)
