@@ -3,8 +3,9 @@
 Prompts, rewards and evaluation all read tiers from here: a tier is the instruction the model sees in its
 prompt, the thinking-token budget the rewards and the compliance metric measure against, and the strength of
 the length penalty (stronger for shorter tiers, as in TLDR, Zhang et al. 2025). The budgets that suit a task
-depend on its trace lengths, so a recipe may override ``budget`` and ``penalty`` per tier (``tiers:`` in YAML);
-names and instructions stay fixed so that every model trained with lcrl understands the same prompts.
+depend on its trace lengths, so a recipe names a preset (``tiers: synthetic``) or overrides ``budget`` and
+``penalty`` per tier (``tiers: {short: {budget: 512}}``); names and instructions stay fixed so that every model
+trained with lcrl understands the same prompts.
 
 ``mixed`` is not a tier but a training choice: every prompt gets one of the tiers (see ``assign_tiers``).
 """
@@ -45,6 +46,12 @@ DEFAULT_TIERS: dict[str, Tier] = {
     "long": Tier("long", "Reasoning length: long.", budget=4096, penalty=0.1),
 }
 
+# Budgets sized to a task's traces. synthetic: the embedded task (full traces ~112 thinking tokens, oracle ~47).
+TIER_PRESETS: dict[str, dict[str, dict[str, float]]] = {
+    "default": {},
+    "synthetic": {"short": {"budget": 48}, "medium": {"budget": 60}, "long": {"budget": 128}},
+}
+
 _OVERRIDABLE = ("budget", "penalty")
 
 
@@ -55,11 +62,15 @@ def check_budget(budget: str) -> str:
     return budget
 
 
-def resolve_tiers(overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Tier]:
-    """The tiers with a recipe's overrides applied, e.g. ``{"short": {"budget": 48}}``.
+def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Tier]:
+    """The tiers of a preset name (``TIER_PRESETS``), or the defaults with overrides, e.g. ``{"short": {"budget": 48}}``.
 
-    Raises ``ValueError`` for an unknown tier or field, or a non-positive budget, naming the allowed values.
+    Raises ``ValueError`` for an unknown preset, tier or field, or a non-positive budget, naming the allowed values.
     """
+    if isinstance(overrides, str):
+        if overrides not in TIER_PRESETS:
+            raise ValueError(f"unknown tier preset {overrides!r}; allowed: {', '.join(TIER_PRESETS)}")
+        overrides = TIER_PRESETS[overrides]
     tiers = dict(DEFAULT_TIERS)
     for name, fields in (overrides or {}).items():
         if name not in tiers:

@@ -44,13 +44,16 @@ class SyntheticConfig:
     Attributes:
         min_ops, max_ops: number of chained operations per problem (difficulty).
         modulus: values live in ``0 .. modulus-1``.
+        max_arg: largest operand (``+``/``-`` take 1..max_arg, ``*`` takes 2..max_arg); it sets the size of the
+            arithmetic table a model must learn (3 * modulus * max_arg facts or so), the slowest part for a tiny one.
         redundancy: multiplies the probability of every redundant paragraph; 0 gives oracle traces.
         test_fraction: share of the problem space (by content hash) reserved for the test split.
     """
 
-    min_ops: int = 3
-    max_ops: int = 5
+    min_ops: int = 2
+    max_ops: int = 4
     modulus: int = 10
+    max_arg: int = 4
     redundancy: float = 1.0
     test_fraction: float = 0.2
 
@@ -59,6 +62,8 @@ class SyntheticConfig:
             raise ValueError(f"need 1 <= min_ops <= max_ops, got min_ops={self.min_ops}, max_ops={self.max_ops}")
         if self.modulus < 2:
             raise ValueError(f"modulus must be >= 2, got {self.modulus}")
+        if not 2 <= self.max_arg < self.modulus:
+            raise ValueError(f"need 2 <= max_arg < modulus, got max_arg={self.max_arg}, modulus={self.modulus}")
         if self.redundancy < 0:
             raise ValueError(f"redundancy must be >= 0, got {self.redundancy}")
         if not 0 < self.test_fraction < 1:
@@ -214,8 +219,8 @@ def _random_problem(rng: random.Random, cfg: SyntheticConfig) -> Problem:
     ops = []
     for _ in range(n_ops):
         op = rng.choice(list(OPERATORS))
-        # Multiplying by 0 or 1, or adding 0, makes a step trivial: draw 2..m-1 for "*", 1..m-1 otherwise.
-        arg = rng.randint(2 if op == "*" else 1, cfg.modulus - 1)
+        # Multiplying by 0 or 1, or adding 0, makes a step trivial: "*" draws from 2.., the others from 1..
+        arg = rng.randint(2 if op == "*" else 1, cfg.max_arg)
         ops.append((op, arg))
     return Problem(start=rng.randrange(cfg.modulus), ops=tuple(ops), modulus=cfg.modulus)
 

@@ -23,11 +23,18 @@ def test_overrides_and_defaults():
         ({"short": {"tokens": 1}}, r"unknown field\(s\) \['tokens'\].*allowed: budget, penalty"),
         ({"short": {"budget": 0}}, "positive"),
         ({"short": {"budget": 5000}}, "grow short <= medium <= long"),
+        ("huge", "unknown tier preset 'huge'; allowed: default, synthetic"),
     ],
 )
 def test_bad_tiers_name_the_allowed_values(overrides, message):
     with pytest.raises(ValueError, match=message):
         resolve_tiers(overrides)
+
+
+def test_presets():
+    tiers = resolve_tiers("synthetic")
+    assert [tiers[t].budget for t in TIER_NAMES] == [48, 60, 128]
+    assert resolve_tiers("default") == DEFAULT_TIERS
 
 
 def test_mixed_assignment_is_balanced_and_seeded():
