@@ -1,8 +1,8 @@
 """Build the embedded default model: a tokenizer trained locally and a tiny Llama causal LM.
 
 Nothing here needs a network. The tokenizer is a byte-level BPE trained with ``tokenizers`` on the synthetic
-task's text (so any text still encodes losslessly), with digits always single tokens, the chat
-special tokens of ChatML (``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` as single added tokens.
+task's text (so any text still encodes losslessly): digits are single tokens, an operation with its operand
+(" * 3") is one token, and the special tokens of ChatML (``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` as single added tokens.
 The model is a standard ``LlamaForCausalLM``; both are written with ``save_pretrained`` (safetensors), so every
 later stage loads them with ``from_pretrained`` like any Hub model. (Llama, not Qwen2: for ``model_type: qwen2``
 ``AutoTokenizer`` rebuilds Qwen's own pre-tokenizer and would silently discard the one trained here.)
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, BOS_IM, EOS_IM, "<think>", "</think>"]
 
+PRE_TOKEN_PATTERN = r" [-+*] \d| ?\d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
 # ChatML template (as Qwen's): renders prompt + completion as a prefix-consistent string, as TRL's SFT needs.
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
@@ -47,12 +49,14 @@ def _corpus(n: int, seed: int) -> Iterable[str]:
 def train_tokenizer(vocab_size: int, corpus_size: int, seed: int = 0) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with single-digit tokens, trained on synthetic task text."""
     tok = Tokenizer(models.BPE())
-    # Every digit is its own pre-token (with its leading space, if any): numbers never merge into multi-digit
-    # tokens, and " 7" is one token instead of two.
+    # GPT-2's word split, plus two rules for arithmetic text: an operation with its operand (" - 8") is one
+    # pre-token, so BPE learns it as one token, and every other digit is its own pre-token with its leading space.
+    # A small model then copies "Op 2: - 8" from the question by matching two tokens, and never sees multi-digit
+    # merges.
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(r" ?\d"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            pre_tokenizers.Split(Regex(PRE_TOKEN_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
     tok.decoder = decoders.ByteLevel()
