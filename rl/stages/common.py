@@ -13,7 +13,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from data.budgets import resolve_tiers
 from data.tasks import synthetic_traces, traces_to_dataset
-from rl.config import LcrlArguments, ParsedRun
+from rl.config import LcrlArguments, ParsedRun, dump_run
 from rl.tracking import setup_wandb
 
 logger = logging.getLogger(__name__)
@@ -60,3 +60,11 @@ def prepare_training(run: ParsedRun, training_args) -> str | None:
     if resume:
         logger.info("resuming from %s", resume)
     return resume
+
+
+def train_and_save(trainer, run: ParsedRun, resume: str | None) -> None:
+    """Train (resuming if asked), save the final model and the resolved recipe to the trainer's output_dir."""
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(trainer.args.output_dir)
+    dump_run(run, trainer.args.output_dir)
+    trainer.accelerator.end_training()

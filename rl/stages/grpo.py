@@ -13,8 +13,8 @@ from trl import GRPOTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
 from rewards import RewardContext, build_rewards
-from rl.config import ParsedRun, dump_run
-from rl.stages.common import load_policy, prepare_training, task_dataset
+from rl.config import ParsedRun
+from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,4 @@ def run(run: ParsedRun) -> None:
         peft_config=get_peft_config(model_args),
         callbacks=[lcrl_config_callback(run)],
     )
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(grpo_args.output_dir)
-    dump_run(run, grpo_args.output_dir)
-    trainer.accelerator.end_training()
+    train_and_save(trainer, run, resume)

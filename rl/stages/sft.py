@@ -27,8 +27,8 @@ from trl import SFTTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from data.prune_io import read_jsonl
 from data.tasks import chunked_dataset, rows_dataset, synthetic_traces, trace_rows
-from rl.config import SFT_COMPLETIONS, ConfigError, ParsedRun, dump_run
-from rl.stages.common import load_policy, prepare_training, task_dataset
+from rl.config import SFT_COMPLETIONS, ConfigError, ParsedRun
+from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,4 @@ def run(run: ParsedRun) -> None:
         peft_config=get_peft_config(model_args),
         callbacks=[lcrl_config_callback(run)],
     )
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(sft_args.output_dir)
-    dump_run(run, sft_args.output_dir)
-    trainer.accelerator.end_training()
+    train_and_save(trainer, run, resume)
