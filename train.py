@@ -17,7 +17,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    from rl.config import ConfigError, parse_args
+    from rl.config import ConfigError
+    from rl.recipes import parse_args
     from rl.stages import run_stage, stage_types
 
     try:

@@ -1,22 +1,19 @@
-"""Configuration: YAML recipes under ``configs/`` parsed into dataclasses, with command-line overrides.
+"""Configuration dataclasses: what a YAML recipe under ``configs/`` (plus command-line overrides) fills.
+
+Parsing and validation of recipes live in ``rl.recipes``.
 
 Every stage reads a flat YAML recipe whose keys are fields of the stage's dataclasses: ours
 (``LcrlArguments`` plus a stage's own) and TRL's (``SFTConfig``, ``GRPOConfig``, ``ModelConfig``). Any field can
 be overridden on the command line (``--learning_rate 1e-4``). Without ``--config`` a stage reads the embedded
 default recipe ``configs/tiny/<stage>.yaml``.
 
-All checks happen here, before any stage runs, so that bad input never leaves a half-written output dir:
-an unknown stage, budget, recipe file, recipe key or flag exits with a message naming the bad value and the
-allowed ones.
+The dataclasses validate their own values (``ConfigError`` naming the allowed ones); ``rl.recipes`` checks keys
+and flags. Both run before any stage does, so bad input never leaves a half-written output dir.
 """
 
 from __future__ import annotations
 
-import argparse
-import difflib
-import json
-import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +73,9 @@ class LcrlArguments:
     wandb_project: str = field(default="lcrl", metadata={"help": "W&B project."})
     experiment: str | None = field(default=None, metadata={"help": "W&B group; runs to compare share it."})
     dry_run: bool = field(default=False, metadata={"help": "Resolve and validate the recipe, load no model."})
+    grading: dict | str | None = field(
+        default=None, metadata={"help": "Correctness grading: {timeout, workers, parallel_threshold, ...}."}
+    )
     sft_mode: str = field(
         default="full",
         metadata={
@@ -110,10 +110,25 @@ class LcrlArguments:
         if self.num_train <= 0 or self.num_test <= 0:
             raise ConfigError(f"num_train and num_test must be positive, got {self.num_train}, {self.num_test}")
         resolve_tiers(self.tiers)  # raises on unknown tiers or fields
+        self.grading = _yaml_value(self.grading, "grading")
+        self.grading_config()
         self.segment = _yaml_value(self.segment, "segment")
         self.chunking = _yaml_value(self.chunking, "chunking")
         self.segment_config()  # raises on unknown knobs
         self.chunk_config()
+
+    def grading_config(self):
+        """``rewards.registry.GradingConfig`` from the ``grading`` knobs; unknown knobs name the known ones."""
+        from rewards.registry import GradingConfig
+
+        known = sorted(GradingConfig.__dataclass_fields__)
+        bad = sorted(set(self.grading or {}) - set(known))
+        if bad:
+            raise ConfigError(f"unknown grading knob(s) {bad}; allowed: {', '.join(known)}")
+        try:
+            return GradingConfig(**(self.grading or {}))
+        except ValueError as exc:
+            raise ConfigError(f"grading: {exc}") from exc
 
     def segment_config(self):
         """``data.segment.SegmentConfig`` from the ``segment`` knobs."""
@@ -306,100 +321,3 @@ class PruneArguments:
             raise ConfigError("min_steps must be >= 0; batch_size, shard_size and max_new_tokens must be positive")
         if self.max_traces is not None and self.max_traces <= 0:
             raise ConfigError(f"max_traces must be positive, got {self.max_traces}")
-
-
-@dataclass
-class ParsedRun:
-    stage: str
-    recipe: Path
-    lcrl: LcrlArguments
-    stage_args: tuple  # the stage's other dataclasses, in the order of its ``dataclass_types``
-    recipe_values: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything that identifies the run, for W&B and the run's output dir."""
-        out: dict[str, Any] = {"stage": self.stage, "recipe": str(self.recipe)}
-        for obj in (self.lcrl, *self.stage_args):
-            for f in fields(obj):
-                value = getattr(obj, f.name)
-                out[f.name] = value if isinstance(value, (int, float, str, bool, list, dict, type(None))) else str(value)
-        return out
-
-
-def _allowed_keys(parser: argparse.ArgumentParser) -> list[str]:
-    return sorted(a.dest for a in parser._actions if a.dest not in ("help",) and not a.dest.startswith("_"))
-
-
-def _unknown_keys_message(bad: list[str], allowed: list[str], where: str) -> str:
-    hints = []
-    for key in bad:
-        close = difflib.get_close_matches(key.lstrip("-"), allowed, n=3)
-        hints.append(f"{key!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    return f"unknown {where}: {'; '.join(hints)}. Allowed keys: {', '.join(allowed)}"
-
-
-def recipes_available() -> list[str]:
-    return sorted(str(p.relative_to(REPO_ROOT)) for p in CONFIG_DIR.rglob("*.yaml") if "accelerate" not in p.parts)
-
-
-def load_recipe(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found; available recipes: {', '.join(recipes_available())}")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a YAML mapping of keys to values")
-    return values
-
-
-def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> ParsedRun:
-    """Parse ``--stage``, the recipe and the overrides into the stage's dataclasses.
-
-    ``stages`` maps a stage name to its dataclass types (``LcrlArguments`` first). Raises ``ConfigError``.
-    """
-    from trl import TrlParser
-
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--stage", required=True)
-    pre.add_argument("--config", default=None)
-    try:
-        known, rest = pre.parse_known_args(argv)
-    except SystemExit as exc:  # argparse exits on a missing --stage
-        raise ConfigError(f"--stage is required; allowed stages: {', '.join(stages)}") from exc
-    if known.stage not in stages:
-        raise ConfigError(f"unknown stage {known.stage!r}; allowed stages: {', '.join(stages)}")
-
-    recipe = Path(known.config) if known.config else DEFAULT_RECIPE_DIR / f"{known.stage}.yaml"
-    values = load_recipe(recipe)
-    env = values.pop("env", {}) or {}
-    parser = TrlParser(stages[known.stage], prog=f"train.py --stage {known.stage}")
-    allowed = _allowed_keys(parser)
-    bad = sorted(k for k in values if k not in allowed)
-    if bad:
-        raise ConfigError(f"{recipe}: " + _unknown_keys_message(bad, allowed, "config key(s)"))
-    flags = [a.split("=", 1)[0] for a in rest if a.startswith("--")]
-    bad_flags = sorted({f for f in flags if f[2:] not in allowed and f not in ("--help", "-h")})
-    if bad_flags:
-        raise ConfigError(_unknown_keys_message(bad_flags, allowed, "command-line flag(s)"))
-
-    parser.set_defaults_with_config(**values, stage=known.stage)
-    try:
-        parsed = parser.parse_args_into_dataclasses(args=rest)
-    except SystemExit as exc:  # argparse already printed the bad value and the choices
-        raise ConfigError("invalid command-line arguments (see the message above)") from exc
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{recipe}: {exc}") from exc
-    for key, value in env.items():
-        os.environ[str(key)] = str(value)
-    return ParsedRun(known.stage, recipe, parsed[0], tuple(parsed[1:]), values)
-
-
-def dump_run(run: ParsedRun, output_dir: str | Path) -> Path:
-    """Write the resolved configuration next to the run's outputs (``lcrl_config.json``)."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "lcrl_config.json"
-    path.write_text(json.dumps(run.to_dict(), indent=2, default=str))
-    return path

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rl.config import REPO_ROOT, ParsedRun
+from rl.config import REPO_ROOT
+from rl.recipes import ParsedRun
 
 logger = logging.getLogger(__name__)
 

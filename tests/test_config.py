@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rl.config import ConfigError, LcrlArguments, parse_args, recipes_available
+from rl.config import ConfigError, LcrlArguments
+from rl.recipes import parse_args, recipes_available
 from rl.stages import STAGE_MODULES, stage_types
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,8 +34,9 @@ def test_command_line_overrides_the_recipe(types):
     assert run.lcrl.budget == "short" and grpo_args.learning_rate == 1e-5 and grpo_args.max_steps == 3
     assert model_args.model_name_or_path == "outputs/tiny/sft"  # from the recipe
     assert run.lcrl.rewards[0]["name"] == "tldr"
-    run = parse_args(["--stage", "grpo", "--tiers", "{short: {budget: 10}}"], types)
+    run = parse_args(["--stage", "grpo", "--tiers", "{short: {budget: 10}}", "--grading", "{timeout: 2}"], types)
     assert run.lcrl.tiers == {"short": {"budget": 10}}
+    assert run.lcrl.grading_config().timeout == 2.0
 
 
 def test_our_fields_do_not_collide_with_trl(types):
@@ -52,6 +54,8 @@ def test_our_fields_do_not_collide_with_trl(types):
         (["--stage", "sft", "--learning_rat", "1"], r"unknown command-line flag\(s\): '--learning_rat' \(did you mean learning_rate"),
         (["--stage", "grpo", "--tiers", "{huge: {budget: 1}}"], "unknown tier 'huge' in tiers; allowed: short, medium, long"),
         (["--stage", "eval", "--eval_tiers", "tiny"], "unknown tier 'tiny' in eval_tiers; allowed: short, medium, long"),
+        (["--stage", "grpo", "--grading", "{timeout: 2, wrkers: 1}"], r"unknown grading knob\(s\) \['wrkers'\]; allowed: "),
+        (["--stage", "grpo", "--grading", "{timeout: 0}"], "grading timeout must be > 0"),
         ([], "--stage is required; allowed stages: init, sft, grpo, eval, prune"),
     ],
 )

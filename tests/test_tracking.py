@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from rl.config import parse_args
+from rl.recipes import parse_args
 from rl.stages import stage_types
 from rl.tracking import run_identity, setup_wandb, start_wandb_run
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from rl.config import EvalArguments, InitArguments, LcrlArguments, ParsedRun, PruneArguments
+from rl.config import EvalArguments, InitArguments, LcrlArguments, PruneArguments
+from rl.recipes import ParsedRun
 
 STAGE_MODULES: dict[str, str] = {
     "init": "rl.stages.init",

@@ -13,7 +13,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from data.budgets import resolve_tiers
 from data.tasks import synthetic_traces, traces_to_dataset
-from rl.config import LcrlArguments, ParsedRun, dump_run
+from rl.config import LcrlArguments
+from rl.recipes import ParsedRun, dump_run
 from rl.tracking import setup_wandb
 
 logger = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from data.budgets import resolve_tiers
 from data.format import THINK_CLOSE, THINK_OPEN, count_until
 from data.tasks import make_prompt, synthetic_traces
 from rewards.correctness import correctness_reward
-from rl.config import EvalArguments, ParsedRun, dump_run
+from rl.config import EvalArguments
+from rl.recipes import ParsedRun, dump_run
 from rl.controls import BudgetForcing
 from rl.generation import Engine, SamplingParams, chat_prompts, make_engine, think_end_id
 from rl.report import markdown_table, summarize, write_results

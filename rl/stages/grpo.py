@@ -13,7 +13,7 @@ from trl import GRPOTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
 from rewards import RewardContext, build_rewards
-from rl.config import ParsedRun
+from rl.recipes import ParsedRun
 from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
 from rl.tracking import lcrl_config_callback
 
@@ -27,7 +27,8 @@ def run(run: ParsedRun) -> None:
     grpo_args, model_args = run.stage_args
     tiers = resolve_tiers(lcrl.tiers)
     specs = lcrl.rewards or DEFAULT_REWARDS
-    build_rewards(specs, RewardContext(tiers=tiers))  # fail fast on unknown names or parameters
+    grading = lcrl.grading_config()
+    build_rewards(specs, RewardContext(tiers=tiers, grading=grading))  # fail fast on unknown names or parameters
     train = task_dataset(lcrl, "train", target=None)
     logger.info("GRPO on %d prompts, budget %s, rewards %s", len(train), lcrl.budget, [s["name"] for s in specs])
     if lcrl.dry_run:
@@ -36,7 +37,7 @@ def run(run: ParsedRun) -> None:
     model, tokenizer = load_policy(model_args, grpo_args.trust_remote_code)
     think_end = tokenizer.convert_tokens_to_ids("</think>")
     think_end_id = think_end if think_end != tokenizer.unk_token_id and isinstance(think_end, int) else None
-    funcs, weights = build_rewards(specs, RewardContext(tiers=tiers, think_end_id=think_end_id))
+    funcs, weights = build_rewards(specs, RewardContext(tiers=tiers, think_end_id=think_end_id, grading=grading))
     grpo_args.reward_weights = weights
     trainer = GRPOTrainer(
         model=model,

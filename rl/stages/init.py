@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from rl.config import ParsedRun, dump_run
+from rl.recipes import ParsedRun, dump_run
 from rl.tiny_model import init_tiny
 from rl.tracking import start_wandb_run
 

@@ -38,7 +38,8 @@ from data.prune_io import DROPPED, PRUNED, JsonlLog, check_settings, write_outpu
 from data.segment import join_steps, segment
 from data.tasks import make_prompt, synthetic_traces
 from data.traces import Skipped, TraceRecord, load_traces, render_completion, synthetic_records
-from rl.config import LcrlArguments, ParsedRun, PruneArguments, dump_run
+from rl.config import LcrlArguments, PruneArguments
+from rl.recipes import ParsedRun, dump_run
 from rl.tracking import start_wandb_run
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ from trl import SFTTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from data.prune_io import read_jsonl
 from data.tasks import chunked_dataset, rows_dataset, synthetic_traces, trace_rows
-from rl.config import SFT_COMPLETIONS, ConfigError, ParsedRun
+from rl.config import SFT_COMPLETIONS, ConfigError
+from rl.recipes import ParsedRun
 from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
 from rl.tracking import lcrl_config_callback
 
