@@ -68,7 +68,12 @@ class LcrlArguments:
         default="full", metadata={"help": "SFT completions: full long traces or oracle.", "choices": list(SFT_TARGETS)}
     )
     rewards: list | str | None = field(
-        default=None, metadata={"help": "GRPO rewards: a list of {name, weight, params...} (see rewards/)."}
+        default=None,
+        metadata={"help": "GRPO rewards: a list of {name, weight, params...} (see rewards/), the name of a reward "
+                  "recipe in configs/rewards/ (tldr, kimi, ...) or the path of such a YAML file."},
+    )
+    reward_recipe: str | None = field(
+        default=None, init=False, metadata={"help": "Set from rewards: the recipe's name, 'custom' for a list."}
     )
     wandb_project: str = field(default="lcrl", metadata={"help": "W&B project."})
     experiment: str | None = field(default=None, metadata={"help": "W&B group; runs to compare share it."})
@@ -107,6 +112,7 @@ class LcrlArguments:
         self.tiers = _yaml_value(self.tiers, "tiers")
         self.synthetic = _yaml_value(self.synthetic, "synthetic")
         self.rewards = _yaml_value(self.rewards, "rewards")
+        self.resolve_reward_recipe()
         if self.num_train <= 0 or self.num_test <= 0:
             raise ConfigError(f"num_train and num_test must be positive, got {self.num_train}, {self.num_test}")
         resolve_tiers(self.tiers)  # raises on unknown tiers or fields
@@ -116,6 +122,17 @@ class LcrlArguments:
         self.chunking = _yaml_value(self.chunking, "chunking")
         self.segment_config()  # raises on unknown knobs
         self.chunk_config()
+
+    def resolve_reward_recipe(self) -> None:
+        """Turn ``rewards`` (a list, a recipe name or a YAML path) into its list; keep the name in ``reward_recipe``."""
+        from rewards.recipes import resolve_rewards
+
+        try:
+            recipe = resolve_rewards(self.rewards)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.rewards = recipe.rewards if recipe else None
+        self.reward_recipe = recipe.name if recipe else None
 
     def grading_config(self):
         """``rewards.registry.GradingConfig`` from the ``grading`` knobs; unknown knobs name the known ones."""

@@ -50,8 +50,16 @@ def _unknown_keys_message(bad: list[str], allowed: list[str], where: str) -> str
     return f"unknown {where}: {'; '.join(hints)}. Allowed keys: {', '.join(allowed)}"
 
 
+NOT_STAGE_RECIPES = ("accelerate", "rewards")  # configs/ folders of launcher configs and reward recipes
+
+
 def recipes_available() -> list[str]:
-    return sorted(str(p.relative_to(REPO_ROOT)) for p in CONFIG_DIR.rglob("*.yaml") if "accelerate" not in p.parts)
+    """Stage recipes under ``configs/`` (repo-relative paths); accelerate configs and reward recipes excluded."""
+    return sorted(
+        str(p.relative_to(REPO_ROOT))
+        for p in CONFIG_DIR.rglob("*.yaml")
+        if p.relative_to(CONFIG_DIR).parts[0] not in NOT_STAGE_RECIPES
+    )
 
 
 def load_recipe(path: Path) -> dict[str, Any]:

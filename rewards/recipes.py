@@ -1,0 +1,109 @@
+"""Named reward recipes: ``configs/rewards/<name>.yaml``, selected with ``rewards: <name>`` or ``--rewards <name>``.
+
+A reward recipe is a YAML file with one key, ``rewards:``, holding the list ``build_rewards`` reads::
+
+    rewards:
+      - {name: correctness, weight: 1.0}
+      - {name: kimi, weight: 1.0, length_of: thinking}
+
+The ``rewards`` key of a stage recipe (``LcrlArguments.rewards``) takes such a list inline, the name of a file
+under ``configs/rewards/`` (``kimi``), or the path of a reward-recipe file anywhere (``my/rewards.yaml``).
+``resolve_rewards`` turns any of the three into the list and the recipe's name, which W&B uses to tag and
+compare runs (``rl.tracking``). Tiers are not part of a reward recipe: they come from the stage recipe
+(``tiers:``, ``--budget``), so one reward recipe serves every task and tier.
+
+Errors are ``ValueError`` naming the bad value and the allowed ones (``rl.config`` re-raises them as
+``ConfigError``). Reward names and parameters are checked by ``rewards.registry.build_rewards`` at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REWARD_RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "rewards"
+INLINE = "custom"  # the recipe name of an inline ``rewards:`` list
+RECIPE_KEYS = ("rewards",)
+
+
+@dataclass(frozen=True)
+class RewardRecipe:
+    """A resolved reward recipe.
+
+    Attributes:
+        name: the recipe's name (file stem), or ``custom`` for an inline list.
+        rewards: the ``rewards:`` list, one ``{name, weight, params...}`` mapping per reward.
+        path: the YAML file it came from (``None`` for an inline list).
+    """
+
+    name: str
+    rewards: list[dict[str, Any]]
+    path: Path | None = None
+
+    def weights(self) -> dict[str, float]:
+        """Weight of each reward by name (default 1.0), in recipe order."""
+        return {str(spec["name"]): float(spec.get("weight", 1.0)) for spec in self.rewards}
+
+
+def reward_recipes_available(directory: Path = REWARD_RECIPE_DIR) -> list[str]:
+    """Names of the reward recipes under ``configs/rewards/`` (file stems), sorted."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def _check_specs(specs: Any, where: str) -> list[dict[str, Any]]:
+    """The ``rewards:`` list, checked for shape only (names and parameters: ``build_rewards``)."""
+    if not isinstance(specs, list) or not specs:
+        raise ValueError(f"{where}: 'rewards' must be a non-empty list of {{name, weight, params...}}, got {specs!r}")
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise ValueError(f"{where}: rewards[{i}] must be a mapping with a 'name' (and optional 'weight'), "
+                             f"got {spec!r}")
+    return [dict(spec) for spec in specs]
+
+
+def _is_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
+
+
+def load_reward_recipe(ref: str, directory: Path = REWARD_RECIPE_DIR) -> RewardRecipe:
+    """The reward recipe named ``ref`` (``configs/rewards/<ref>.yaml``) or stored at the path ``ref``.
+
+    Raises ``ValueError`` for an unknown name (listing the available ones), a missing file, bad YAML, or a file
+    that is not a mapping with exactly the key ``rewards``.
+    """
+    available = reward_recipes_available(directory)
+    if _is_path(ref):
+        path = Path(ref)
+        if not path.is_file() and not path.is_absolute() and (directory.parents[1] / path).is_file():
+            path = directory.parents[1] / path  # a repo-relative path, run from elsewhere
+        if not path.is_file():
+            raise ValueError(f"reward recipe file {ref!r} not found; named recipes: {', '.join(available)}")
+    else:
+        if ref not in available:
+            raise ValueError(f"unknown reward recipe {ref!r}; available: {', '.join(available)} "
+                             f"(or a path to a YAML file, or an inline list)")
+        path = directory / f"{ref}.yaml"
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"reward recipe {str(path)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ValueError(f"reward recipe {str(path)!r} must be a YAML mapping with the key 'rewards'")
+    bad = sorted(set(values) - set(RECIPE_KEYS))
+    if bad or "rewards" not in values:
+        raise ValueError(f"reward recipe {str(path)!r}: unknown or missing keys {bad or ['rewards']}; "
+                         f"allowed: {', '.join(RECIPE_KEYS)} (tiers come from the stage recipe)")
+    return RewardRecipe(path.stem, _check_specs(values["rewards"], str(path)), path)
+
+
+def resolve_rewards(value: list | str | None, directory: Path = REWARD_RECIPE_DIR) -> RewardRecipe | None:
+    """The reward recipe of a ``rewards:`` value: an inline list, a recipe name, a path, or ``None`` (unset)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return load_reward_recipe(value, directory)
+    return RewardRecipe(INLINE, _check_specs(value, "rewards"))
