@@ -40,7 +40,7 @@ from rl.recipes import ParsedRun, dump_run
 from rl.controls import BudgetForcing
 from rl.generation import Engine, SamplingParams, chat_prompts, make_engine, think_end_id
 from rl.report import markdown_table, summarize, write_results
-from rl.tracking import start_wandb_run
+from rl.tracking import log_comparison, start_wandb_run
 
 logger = logging.getLogger(__name__)
 
@@ -234,4 +234,5 @@ def log_to_wandb(wb, rows: list[dict], samples: list[dict], plot: Path | None) -
             wb.summary.update({f"{prefix}/{k}": r[k] for k in (
                 "accuracy", "think_tokens_mean", "answer_tokens_mean", "total_tokens_mean", "within_budget",
                 "truncated") if r.get(k) is not None})
+    log_comparison(wb, rows)
     wb.finish()
