@@ -71,18 +71,26 @@ def traces_to_dataset(
 # --- SFT on pruned traces, and chunk-wise / skip-thinking examples (Chen et al. 2025, arXiv 2505.18642) ---
 
 def rows_dataset(
-    rows: Sequence[Mapping[str, Any]], budget: str, tiers: Mapping[str, Tier], seed: int = 0, field: str = "completion"
+    rows: Sequence[Mapping[str, Any]],
+    budget: str,
+    tiers: Mapping[str, Tier],
+    seed: int = 0,
+    field: str | None = "completion",
 ) -> Dataset:
-    """Prompt/completion SFT data from trace rows (e.g. ``pruned.jsonl``): the task prompt with its tier, and
-    the row's ``field`` (``completion``: the pruned trace; ``skip_completion``; ``full_completion``) as the answer."""
+    """Prompt/completion SFT data from rows with ``id``, ``question`` and ``solution`` (e.g. ``pruned.jsonl``, or a
+    real dataset's rows from ``data.dataset_task``): the task prompt with its tier, and the row's ``field``
+    (``completion``: the pruned or real trace; ``skip_completion``; ``full_completion``) as the answer.
+    ``field=None``: prompts only (GRPO, evaluation)."""
     names = assign_tiers(len(rows), budget, seed=seed)
-    return Dataset.from_dict({
+    columns: dict[str, list] = {
         "id": [r["id"] for r in rows],
         "prompt": [make_prompt(r["question"], t, tiers) for r, t in zip(rows, names)],
-        "completion": [[{"role": "assistant", "content": r[field]}] for r in rows],
         "solution": [r["solution"] for r in rows],
         "tier": names,
-    })
+    }
+    if field is not None:
+        columns["completion"] = [[{"role": "assistant", "content": r[field]}] for r in rows]
+    return Dataset.from_dict(columns)
 
 
 def chunk_examples(

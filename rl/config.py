@@ -24,7 +24,7 @@ from data.budgets import BUDGET_CHOICES, TIER_NAMES, resolve_tiers
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_RECIPE_DIR = CONFIG_DIR / "tiny"
-TASKS = ("synthetic",)
+TASKS = ("synthetic", "dataset")
 SFT_TARGETS = ("full", "oracle")
 SFT_MODES = ("full", "chunkwise", "skip")
 SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion"}
@@ -57,9 +57,18 @@ class LcrlArguments:
     tiers: dict | str | None = field(
         default=None, metadata={"help": "Per-tier overrides of budget/penalty, e.g. {short: {budget: 64}}."}
     )
-    task: str = field(default="synthetic", metadata={"help": "Task source.", "choices": list(TASKS)})
+    task: str = field(
+        default="synthetic",
+        metadata={"help": "Task source: the embedded synthetic task, or dataset (a Hub dataset or a local file).",
+                  "choices": list(TASKS)},
+    )
     synthetic: dict | str | None = field(
         default=None, metadata={"help": "Knobs of the synthetic task (min_ops, max_ops, modulus, redundancy)."}
+    )
+    dataset: dict | str | None = field(
+        default=None,
+        metadata={"help": "With task: dataset, the source: {path (Hub id or local file), split, name, test_split, "
+                  "fields (preset or mapping), shuffle}; see data/dataset_task.py."},
     )
     num_train: int = field(default=2000, metadata={"help": "Training problems."})
     num_test: int = field(default=300, metadata={"help": "Held-out test problems."})
@@ -111,6 +120,7 @@ class LcrlArguments:
     def __post_init__(self) -> None:
         self.tiers = _yaml_value(self.tiers, "tiers")
         self.synthetic = _yaml_value(self.synthetic, "synthetic")
+        self.dataset = _yaml_value(self.dataset, "dataset")
         self.rewards = _yaml_value(self.rewards, "rewards")
         self.resolve_reward_recipe()
         if self.num_train <= 0 or self.num_test <= 0:
@@ -122,6 +132,7 @@ class LcrlArguments:
         self.chunking = _yaml_value(self.chunking, "chunking")
         self.segment_config()  # raises on unknown knobs
         self.chunk_config()
+        self.check_task()
 
     def resolve_reward_recipe(self) -> None:
         """Turn ``rewards`` (a list, a recipe name or a YAML path) into its list; keep the name in ``reward_recipe``."""
@@ -133,6 +144,31 @@ class LcrlArguments:
             raise ConfigError(str(exc)) from exc
         self.rewards = recipe.rewards if recipe else None
         self.reward_recipe = recipe.name if recipe else None
+
+    def check_task(self) -> None:
+        """``task`` is known; ``task: dataset`` has a valid ``dataset`` and an SFT set-up that real traces support."""
+        if self.task not in TASKS:
+            raise ConfigError(f"unknown task {self.task!r}; allowed: {', '.join(TASKS)}")
+        if self.task != "dataset":
+            return
+        self.dataset_spec()
+        if self.sft_target != "full":
+            raise ConfigError(f"sft_target {self.sft_target!r} needs the synthetic task (it alone knows the essential "
+                              "steps); allowed with task: dataset: full")
+        if self.sft_mode != "full" and not self.sft_data:
+            raise ConfigError(f"sft_mode {self.sft_mode!r} with task: dataset needs sft_data: run --stage prune with "
+                              "traces: <the dataset> first; allowed without it: full")
+
+    def dataset_spec(self):
+        """``data.dataset_task.DatasetSpec`` of the ``dataset`` mapping (``task: dataset``)."""
+        from data.dataset_task import DatasetSpec
+
+        if self.dataset is None:
+            raise ConfigError("task: dataset needs dataset: {path: <Hub id or local file>, fields: <preset or mapping>}")
+        try:
+            return DatasetSpec.from_value(self.dataset)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"dataset: {exc}") from exc
 
     def grading_config(self):
         """``rewards.registry.GradingConfig`` from the ``grading`` knobs; unknown knobs name the known ones."""

@@ -74,6 +74,17 @@ def load_recipe(path: Path) -> dict[str, Any]:
     return values
 
 
+def _dry_run_requested(values: dict[str, Any], rest: list[str]) -> bool:
+    """Whether the recipe or the command line asks for ``dry_run`` (``--dry_run``, ``--dry_run true``, ``=true``)."""
+    flag = values.get("dry_run", False)
+    for i, arg in enumerate(rest):
+        name, eq, value = arg.partition("=")
+        if name == "--dry_run":
+            nxt = value if eq else (rest[i + 1] if i + 1 < len(rest) and not rest[i + 1].startswith("--") else "true")
+            flag = str(nxt).lower() in ("true", "1", "yes")
+    return bool(flag)
+
+
 def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> ParsedRun:
     """Parse ``--stage``, the recipe and the overrides into the stage's dataclasses.
 
@@ -104,7 +115,13 @@ def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> P
     if bad_flags:
         raise ConfigError(_unknown_keys_message(bad_flags, allowed, "command-line flag(s)"))
 
-    parser.set_defaults_with_config(**values, stage=known.stage)
+    extra: dict[str, Any] = {}
+    if "use_cpu" in allowed and _dry_run_requested(values, rest):
+        import torch
+
+        if not torch.cuda.is_available():  # a GPU recipe (bf16) validates here too; a dry run trains nothing
+            extra["use_cpu"] = True
+    parser.set_defaults_with_config(**{**values, **extra}, stage=known.stage)
     try:
         parsed = parser.parse_args_into_dataclasses(args=rest)
     except SystemExit as exc:  # argparse already printed the bad value and the choices

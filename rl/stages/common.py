@@ -1,4 +1,8 @@
-"""Pieces every training stage shares: task data, model loading, resume and W&B wiring."""
+"""Pieces every training stage shares: task data, model loading, resume and W&B wiring.
+
+Task data: the embedded synthetic task, or ``task: dataset`` (prompts, gold answers and traces from a Hub dataset or
+a local file, ``data.dataset_task``). Models: a folder, a Hub id or a GGUF file (``rl.model_files``).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
 from data.budgets import resolve_tiers
-from data.tasks import synthetic_traces, traces_to_dataset
-from rl.config import LcrlArguments
+from data.dataset_task import prompt_rows, sft_rows
+from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
+from rl.config import ConfigError, LcrlArguments
+from rl.model_files import resolve_model
 from rl.recipes import ParsedRun, dump_run
 from rl.tracking import setup_wandb
 
@@ -21,18 +27,42 @@ logger = logging.getLogger(__name__)
 
 
 def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset:
-    """The task's ``split`` as a conversational dataset (with SFT completions when ``target`` is set)."""
+    """The task's ``split`` as a conversational dataset (with SFT completions when ``target`` is set).
+
+    Columns: ``id``, ``prompt`` (the question and the tier instruction), ``solution``, ``tier`` and, for SFT,
+    ``completion``. With ``task: dataset`` the first ``num_train`` (``num_test``) usable records; in a dry run a Hub
+    dataset is not loaded (no network), a local file is read and checked.
+    """
     n = lcrl.num_train if split == "train" else lcrl.num_test
-    traces = synthetic_traces(split, n, lcrl.task_seed, lcrl.synthetic)
-    return traces_to_dataset(traces, lcrl.budget, resolve_tiers(lcrl.tiers), seed=lcrl.task_seed, target=target)
+    tiers = resolve_tiers(lcrl.tiers)
+    if lcrl.task != "dataset":
+        traces = synthetic_traces(split, n, lcrl.task_seed, lcrl.synthetic)
+        return traces_to_dataset(traces, lcrl.budget, tiers, seed=lcrl.task_seed, target=target)
+    spec = lcrl.dataset_spec()
+    if lcrl.dry_run and not spec.is_local:
+        logger.info("dry run: Hub dataset %s (split %s, fields %s) not loaded", spec.path, spec.split, spec.fields)
+        return rows_dataset([], lcrl.budget, tiers, seed=lcrl.task_seed, field=None if target is None else "completion")
+    read = prompt_rows if target is None else sft_rows
+    try:
+        rows = read(spec, split, n, seed=lcrl.task_seed).rows
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"dataset {spec.path!r}: {exc}") from exc
+    return rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=None if target is None else "completion")
 
 
 def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model and tokenizer from a path or Hub id (TRL ``ModelConfig``); remote code only if the recipe allows it."""
-    path = model_args.model_name_or_path
-    if not path:
-        raise ValueError("model_name_or_path is not set in the recipe")
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    """Model and tokenizer from a folder, a Hub id or a GGUF file (TRL ``ModelConfig.model_name_or_path``, see
+    ``rl.model_files``); remote code only if the recipe allows it. A GGUF model is de-quantised into plain dense
+    weights (float32 on a CPU) that train like any model, and its tokenizer and chat template come from the file."""
+    try:
+        source = resolve_model(model_args.model_name_or_path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    path, extra = source.path, source.kwargs()
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
+    if source.gguf_file:
+        logger.info("loading GGUF %s from %s (de-quantised)", source.gguf_file, path)
+        extra["quantization_config"] = GgufConfig(dequantize=True)  # dense weights, never kept in GGUF blocks
     dtype = model_args.dtype if model_args.dtype not in (None, "auto") else None
     if dtype is None:
         dtype = "auto" if torch.cuda.is_available() else torch.float32
@@ -42,7 +72,10 @@ def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrained
         revision=model_args.model_revision,
         attn_implementation=model_args.attn_implementation,
         dtype=dtype,
+        **extra,
     )
+    if source.gguf_file and getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)  # the weights are dense now: a plain, trainable model
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

