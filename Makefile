@@ -6,7 +6,7 @@ TORCH_CPU   := torch==2.13.0
 export PYTHONUNBUFFERED := 1
 export WANDB_SILENT := true
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench compare clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,8 +32,18 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Every bench/bench_*.py (bench_grpo_step.py: our GRPO stage against a bare TRL GRPOTrainer, seconds per step).
 bench: install
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# Reward recipes compared on the embedded task: GRPO from the SFT model per recipe (same seed, steps, budget),
+# one evaluation, one table and Pareto plot in outputs/compare/ (table copied to bench/results/compare.md).
+# Needs the SFT model (make demo). `make compare STEPS=100 BUDGET=mixed RECIPES="tldr kimi"`.
+STEPS       ?= 60
+BUDGET      ?= medium
+RECIPES     ?= tldr kimi l1_max efficiency
+compare: install
+	$(BIN)/python bench/compare.py --steps $(STEPS) --budget $(BUDGET) --recipes $(RECIPES)
 
 clean:
 	rm -rf outputs wandb
