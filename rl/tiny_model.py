@@ -2,7 +2,8 @@
 
 Nothing here needs a network. The tokenizer is a byte-level BPE trained with ``tokenizers`` on the synthetic
 task's text (so any text still encodes losslessly): digits are single tokens, an operation with its operand
-(" * 3") is one token, and the special tokens of ChatML (``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` as single added tokens.
+(" * 3") is one token, an operation index with its colon (" 2:") is one token, and the special tokens of ChatML
+(``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` are single added tokens.
 The model is a standard ``LlamaForCausalLM``; both are written with ``save_pretrained`` (safetensors), so every
 later stage loads them with ``from_pretrained`` like any Hub model. (Llama, not Qwen2: for ``model_type: qwen2``
 ``AutoTokenizer`` rebuilds Qwen's own pre-tokenizer and would silently discard the one trained here.)
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, BOS_IM, EOS_IM, "<think>", "</think>"]
 
-PRE_TOKEN_PATTERN = r" [-+*] \d| ?\d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+PRE_TOKEN_PATTERN = r" [-+*] \d| \d:| ?\d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 
 # ChatML template (as Qwen's): renders prompt + completion as a prefix-consistent string, as TRL's SFT needs.
 CHAT_TEMPLATE = (
@@ -49,10 +50,10 @@ def _corpus(n: int, seed: int) -> Iterable[str]:
 def train_tokenizer(vocab_size: int, corpus_size: int, seed: int = 0) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with single-digit tokens, trained on synthetic task text."""
     tok = Tokenizer(models.BPE())
-    # GPT-2's word split, plus two rules for arithmetic text: an operation with its operand (" - 8") is one
-    # pre-token, so BPE learns it as one token, and every other digit is its own pre-token with its leading space.
-    # A small model then copies "Op 2: - 8" from the question by matching two tokens, and never sees multi-digit
-    # merges.
+    # GPT-2's word split, plus rules for arithmetic text: an operation with its operand (" - 8") is one
+    # pre-token, so BPE learns it as one token, as is an operation index with its colon (" 2:"); every other digit
+    # is its own pre-token with its leading space. A small model then copies "Op 2: - 8" from the question by
+    # one-token induction (find the earlier " 2:", copy the token after it), and never sees multi-digit merges.
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PRE_TOKEN_PATTERN), behavior="isolated"),

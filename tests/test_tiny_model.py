@@ -20,6 +20,9 @@ def test_saved_tokenizer_and_model_reload_identically(tmp_path):
         assert loaded(text)["input_ids"] == built(text)["input_ids"]  # same pre-tokenizer, not a model default
         assert loaded.decode(loaded(text)["input_ids"]) == text
     assert loaded.convert_ids_to_tokens(loaded(" 7")["input_ids"]) == ["Ġ7"]  # a digit keeps its space
+    # an operation index and an operation with its operand are single tokens, so copying "Op 2: * 4" from the
+    # question is one-token induction (match " 2:", copy the next token)
+    assert loaded.convert_ids_to_tokens(loaded("Op 2: * 4")["input_ids"]) == ["Op", "Ġ2:", "Ġ*Ġ4"]
     for special in ("<think>", "</think>", "<|im_start|>", "<|im_end|>"):
         assert len(loaded(special, add_special_tokens=False)["input_ids"]) == 1
     model = AutoModelForCausalLM.from_pretrained(out)
