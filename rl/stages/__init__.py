@@ -6,6 +6,7 @@ from importlib import import_module
 
 from rl.config import EvalArguments, InitArguments, LcrlArguments, PruneArguments
 from rl.recipes import ParsedRun
+from rl.refresh import RefreshArguments
 
 STAGE_MODULES: dict[str, str] = {
     "init": "rl.stages.init",
@@ -23,7 +24,7 @@ def stage_types() -> dict[str, tuple[type, ...]]:
     return {
         "init": (LcrlArguments, InitArguments),
         "sft": (LcrlArguments, SFTConfig, ModelConfig),
-        "grpo": (LcrlArguments, GRPOConfig, ModelConfig),
+        "grpo": (LcrlArguments, GRPOConfig, ModelConfig, RefreshArguments),
         "eval": (LcrlArguments, EvalArguments),
         "prune": (LcrlArguments, PruneArguments),
     }

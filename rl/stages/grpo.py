@@ -3,6 +3,9 @@
 The tier reaches the model through the prompt (``data.budgets``) and the rewards through the ``tier`` column,
 so with ``mixed`` one batch trains all tiers. Rewards and weights come from the recipe's ``rewards:`` list and
 are validated before anything is loaded or written. Re-running the command resumes from the last checkpoint.
+
+With ``refresh_every: N`` the prompts come from a pool refreshed on-policy every N steps (``rl.refresh``, trainer
+in ``rl.refresh_trainer``): prompts the policy always or never solves make way for fresh ones from the reserve.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from trl import GRPOTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from rewards import RewardContext, build_rewards
 from rl.recipes import ParsedRun
+from rl.refresh import check_refresh, question_of
 from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
 from rl.tracking import lcrl_config_callback
 
@@ -24,13 +28,17 @@ DEFAULT_REWARDS = [{"name": "tldr", "weight": 1.0}]
 
 def run(run: ParsedRun) -> None:
     lcrl = run.lcrl
-    grpo_args, model_args = run.stage_args
+    grpo_args, model_args, refresh = run.stage_args
     tiers = resolve_tiers(lcrl.tiers)
     specs = lcrl.rewards or DEFAULT_REWARDS
     grading = lcrl.grading_config()
     build_rewards(specs, RewardContext(tiers=tiers, grading=grading))  # fail fast on unknown names or parameters
     train = task_dataset(lcrl, "train", target=None)
+    check_refresh(refresh, len(train) or lcrl.num_train, grpo_args.generation_batch_size // grpo_args.num_generations)
     logger.info("GRPO on %d prompts, budget %s, rewards %s", len(train), lcrl.budget, [s["name"] for s in specs])
+    if refresh.enabled:
+        logger.info("on-policy refresh every %d steps: a pool of %d prompts, a reserve of %d",
+                    refresh.refresh_every, refresh.refresh_pool, len(train) - refresh.refresh_pool)
     if lcrl.dry_run:
         return
     resume = prepare_training(run, grpo_args)
@@ -39,13 +47,14 @@ def run(run: ParsedRun) -> None:
     think_end_id = think_end if think_end != tokenizer.unk_token_id and isinstance(think_end, int) else None
     funcs, weights = build_rewards(specs, RewardContext(tiers=tiers, think_end_id=think_end_id, grading=grading))
     grpo_args.reward_weights = weights
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=funcs,
-        args=grpo_args,
-        train_dataset=train,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
-        callbacks=[lcrl_config_callback(run)],
-    )
+    common = dict(model=model, reward_funcs=funcs, args=grpo_args, processing_class=tokenizer,
+                  peft_config=get_peft_config(model_args), callbacks=[lcrl_config_callback(run)])
+    if refresh.enabled:
+        from rl.refresh_trainer import RefreshGRPOTrainer
+
+        questions = [question_of(row, tiers) for row in train]
+        trainer = RefreshGRPOTrainer(problems=train, questions=questions, refresh_args=refresh, grading=grading,
+                                     think_end_id=think_end_id, **common)
+    else:
+        trainer = GRPOTrainer(train_dataset=train, **common)
     train_and_save(trainer, run, resume)
