@@ -8,6 +8,7 @@ turn, SFT only), ``solution`` (the gold answer as a string, the column TRL's mat
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,9 +16,11 @@ from datasets import Dataset
 
 from data.budgets import Tier, assign_tiers, tier_instruction
 from data.format import THINK_CLOSE, THINK_OPEN
-from data.synthetic import SyntheticConfig, Trace, generate
+from data.synthetic import SyntheticConfig, Trace, generate, make_trace
 
-TARGETS = ("full", "oracle")
+TARGETS = ("full", "oracle", "tiered")
+# sft_target tiered: the redundancy of each tier's trace (0: the oracle, 1: the full trace)
+TIERED_REDUNDANCY: dict[str, float] = {"short": 0.0, "medium": 0.25, "long": 1.0}
 
 
 def make_prompt(question: str, tier: str, tiers: Mapping[str, Tier] | None = None) -> list[dict[str, str]]:
@@ -49,7 +52,10 @@ def traces_to_dataset(
 ) -> Dataset:
     """A dataset of prompts (and, when ``target`` is set, SFT completions) for the traces.
 
-    ``target``: ``full`` (the long trace), ``oracle`` (essential steps only) or ``None`` (prompts only: RL, eval).
+    ``target``: ``full`` (the long trace), ``oracle`` (essential steps only), ``tiered`` (each prompt's trace as
+    long as its tier asks: the oracle for short, a lightly redundant trace for medium, the full trace for long;
+    ``TIERED_REDUNDANCY``) or ``None`` (prompts only: RL, eval). ``tiered`` teaches what the tier instructions
+    mean before GRPO sharpens them (``budget: mixed``).
     """
     if target is not None and target not in TARGETS:
         raise ValueError(f"unknown SFT target {target!r}; allowed: {', '.join(TARGETS)}")
@@ -63,9 +69,19 @@ def traces_to_dataset(
         rows["solution"].append(str(trace.problem.answer))
         rows["tier"].append(tier)
         if target is not None:
-            text = trace.text if target == "full" else trace.oracle_text
-            rows["completion"].append([{"role": "assistant", "content": text}])
+            rows["completion"].append([{"role": "assistant", "content": _target_text(trace, tier, target)}])
     return Dataset.from_dict(rows)
+
+
+def _target_text(trace: Trace, tier: str, target: str) -> str:
+    if target == "full":
+        return trace.text
+    if target == "oracle":
+        return trace.oracle_text
+    redundancy = TIERED_REDUNDANCY[tier]
+    if redundancy in (0.0, 1.0):
+        return trace.oracle_text if redundancy == 0.0 else trace.text
+    return make_trace(trace.problem, random.Random(f"tiered-{trace.problem.id}"), redundancy).text
 
 
 # --- SFT on pruned traces, and chunk-wise / skip-thinking examples (Chen et al. 2025, arXiv 2505.18642) ---

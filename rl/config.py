@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_RECIPE_DIR = CONFIG_DIR / "tiny"
 TASKS = ("synthetic", "dataset")
-SFT_TARGETS = ("full", "oracle")
+SFT_TARGETS = ("full", "oracle", "tiered")
 SFT_MODES = ("full", "chunkwise", "skip")
 SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion"}
 PRUNE_CONCLUSIONS = ("original", "model")
@@ -74,7 +74,9 @@ class LcrlArguments:
     num_test: int = field(default=300, metadata={"help": "Held-out test problems."})
     task_seed: int = field(default=0, metadata={"help": "Seed of the synthetic problems and traces."})
     sft_target: str = field(
-        default="full", metadata={"help": "SFT completions: full long traces or oracle.", "choices": list(SFT_TARGETS)}
+        default="full",
+        metadata={"help": "SFT completions: full long traces, oracle, or tiered (as long as each prompt's tier asks).",
+                  "choices": list(SFT_TARGETS)},
     )
     rewards: list | str | None = field(
         default=None,
