@@ -77,11 +77,12 @@ def _positive(value: float, name: str, reward: str) -> float:
 class Tldr:
     """TLDR (Zhang et al. 2025, arXiv 2505.07961): correctness minus the tier's length penalty.
 
-    With B_t the budget and w_t the penalty strength of the example's tier (``data.budgets``):
-        excess:      r = c - w_t * max(0, L - B_t) / B_t
-        normalized:  r = c - w_t * L / B_t
-    The paper's budgets and weights are not public: both come from the tier table (recipe ``tiers:``). The
-    penalty applies to wrong answers too. ``length_of`` defaults to the thinking, which the budgets measure.
+    With B_t the budget, w_t the penalty strength and F_t the floor of the example's tier (``data.budgets``):
+        excess:      r = c - w_t * (max(0, L - B_t) + max(0, F_t - L)) / B_t
+        normalized:  r = c - w_t * (L + max(0, F_t - L)) / B_t
+    The paper's budgets and weights are not public: they come from the tier table (recipe ``tiers:``). The floor
+    (default 0: none) is lcrl's addition: under ``budget: mixed`` it gives the longer tiers a reason to stay longer
+    (without it every tier collapses to the shortest). The penalty applies to wrong answers too. ``length_of`` defaults to the thinking, which the budgets measure.
     """
 
     def __init__(self, ctx: RewardContext, shape: str = "excess", length_of: str = "thinking") -> None:
@@ -98,7 +99,7 @@ class Tldr:
         rewards = []
         for c, n, spec in zip(correct, lengths, specs, strict=True):
             over = max(0, n - spec.budget) if self.shape == "excess" else n
-            rewards.append(c - spec.penalty * over / spec.budget)
+            rewards.append(c - spec.penalty * (over + max(0, spec.floor - n)) / spec.budget)
         return rewards
 
 

@@ -20,7 +20,8 @@ def test_overrides_and_defaults():
     "overrides, message",
     [
         ({"huge": {"budget": 1}}, "unknown tier 'huge'.*allowed: short, medium, long"),
-        ({"short": {"tokens": 1}}, r"unknown field\(s\) \['tokens'\].*allowed: budget, penalty"),
+        ({"short": {"tokens": 1}}, r"unknown field\(s\) \['tokens'\].*allowed: budget, penalty, floor"),
+        ({"long": {"floor": 4096}}, "floor must be >= 0 and below its budget"),
         ({"short": {"budget": 0}}, "positive"),
         ({"short": {"budget": 5000}}, "grow short <= medium <= long"),
         ("huge", "unknown tier preset 'huge'; allowed: default, synthetic"),
@@ -33,7 +34,8 @@ def test_bad_tiers_name_the_allowed_values(overrides, message):
 
 def test_presets():
     tiers = resolve_tiers("synthetic")
-    assert [tiers[t].budget for t in TIER_NAMES] == [48, 60, 128]
+    assert [tiers[t].budget for t in TIER_NAMES] == [36, 48, 128]
+    assert [tiers[t].floor for t in TIER_NAMES] == [0, 36, 64]
     assert resolve_tiers("default") == DEFAULT_TIERS
 
 

@@ -73,6 +73,16 @@ def test_tldr_normalized_shape():
     assert out == pytest.approx([1 - 1.0 * 5 / 10, 1 - 0.1 * 40 / 40])
 
 
+def test_tldr_floor_makes_a_tier_a_band():
+    tiers = resolve_tiers({"short": {"budget": 10}, "medium": {"budget": 20}, "long": {"budget": 40, "floor": 20}})
+    ctx = RewardContext(tiers=tiers, think_end_id=END, grading=GradingConfig(workers=0), tier_metrics=False)
+    excess, normalized = (build_rewards([{"name": "tldr", "shape": s}], ctx)[0][0] for s in ("excess", "normalized"))
+    lengths = [ids(10), ids(30), ids(50)]
+    # long: w 0.1, B 40, F 20 | below the floor: 1 - 0.1 * 10/40 | in the band: 1 | over: 1 - 0.1 * 10/40
+    assert call(excess, right(3), lengths, tier=["long"] * 3) == pytest.approx([0.975, 1.0, 0.975])
+    assert call(normalized, right(1), [ids(10)], tier=["long"]) == pytest.approx([1 - 0.1 * (10 + 10) / 40])
+
+
 def test_tldr_thinking_only_vs_whole_completion():
     completion_ids = [ids(10, after=10)]  # 10 thinking tokens, 20 in all
     thinking = call(reward("tldr", length_of="thinking"), right(), completion_ids, tier=["short"])

@@ -12,7 +12,7 @@ from rewards.recipes import INLINE, REWARD_RECIPE_DIR, load_reward_recipe, resol
 from rl.config import ConfigError, LcrlArguments
 
 END = 99  # stands for </think>
-TIERS = resolve_tiers("synthetic")  # short 48, medium 60, long 128 thinking tokens
+TIERS = resolve_tiers("synthetic")  # short <= 36, medium 36-48, long 64-128 thinking tokens
 CTX = RewardContext(tiers=TIERS, think_end_id=END, grading=GradingConfig(workers=0), tier_metrics=False)
 FULL, ORACLE = 100, 41  # thinking tokens of a full synthetic trace and of its essential steps
 TIER_AWARE = ("tldr", "l1_exact", "l1_max", "thinkprune")  # read each prompt's tier budget
@@ -99,7 +99,7 @@ def test_every_recipe_prefers_correct_and_short(recipe):
 
 @pytest.mark.parametrize("recipe", TIER_AWARE)
 def test_tier_aware_recipes_take_the_budget_from_the_tier(recipe):
-    """A full-length correct answer is fine under long (budget 128) and penalised under short (budget 48)."""
+    """A full-length correct answer is fine under long (budget 128) and penalised under short (budget 36)."""
     (long_,) = score(recipe, [(True, FULL)], "long")
     (short,) = score(recipe, [(True, FULL)], "short")
     assert long_ > short
