@@ -70,8 +70,9 @@ def comparison_config(run: ParsedRun) -> dict[str, Any]:
     """What reward-recipe comparisons filter and group by, as top-level W&B config keys.
 
     ``experiment`` (the group), ``recipe``, ``budget``, ``reward_recipe``, ``rewards`` (the full list with
-    parameters), ``reward_weight`` (weight by reward name), and the resolved tiers as ``tier_budget`` and
-    ``tier_penalty`` (thinking-token budget and penalty strength per tier, after presets and overrides).
+    parameters), ``reward_weight`` (weight by reward name), and the resolved tiers as ``tier_budget``,
+    ``tier_floor`` and ``tier_penalty`` (each tier's thinking-token band and penalty strength, after presets and
+    overrides).
     """
     from data.budgets import resolve_tiers
 
@@ -86,6 +87,7 @@ def comparison_config(run: ParsedRun) -> dict[str, Any]:
         "rewards": specs,
         "reward_weight": {str(s.get("name")): float(s.get("weight", 1.0)) for s in specs},
         "tier_budget": {name: tier.budget for name, tier in tiers.items()},
+        "tier_floor": {name: tier.floor for name, tier in tiers.items()},
         "tier_penalty": {name: tier.penalty for name, tier in tiers.items()},
     }
 

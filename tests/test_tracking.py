@@ -96,6 +96,7 @@ def test_offline_runs_carry_the_comparison_config(no_wandb_env):
     try:
         assert wb.group == "cmp" and "rewards:kimi" in wb.tags and "budget:medium" in wb.tags
         assert wb.config["reward_recipe"] == "kimi" and wb.config["tier_budget"]["medium"] == 48
+        assert wb.config["tier_floor"] == {"short": 0, "medium": 36, "long": 64}
         assert wb.config["reward_weight"] == {"correctness": 1.0, "kimi": 1.0}
         # the Trainer stages add the same keys through their callback, on top of TRL's own config
         grpo = parse_args(["--stage", "grpo", "--rewards", "tldr", "--budget", "long"], stage_types())
