@@ -1,4 +1,5 @@
-"""Shared fixtures: the repo root on sys.path, a locally trained tokenizer, and the real data in ../shared."""
+"""Shared fixtures: the repo root on sys.path, a locally trained tokenizer, a tiny random model built by
+``--stage init`` (read-only: tests write their runs elsewhere), and the real data in ../shared."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"real data folder {SHARED} is absent (it sits beside the checkout in CI)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A ~30k-parameter random model and its tokenizer, built once by ``train.py --stage init``."""
+    import train
+
+    base = tmp_path_factory.mktemp("tiny") / "base"
+    small = ["--hidden_size", "32", "--intermediate_size", "64", "--num_hidden_layers", "2", "--num_attention_heads",
+             "2", "--num_key_value_heads", "2", "--tokenizer_corpus", "200"]
+    assert train.main(["--stage", "init", "--output_dir", str(base), *small]) == 0
+    return base

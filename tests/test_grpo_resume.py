@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-import train
 from data.prune_io import read_jsonl
 from rl.refresh import POOL_FILE, TARGETS_LOG, TARGETS_SFT
 
@@ -44,14 +43,6 @@ import train
 sys.exit(train.main(sys.argv[1:]))
 """
 
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("resume") / "base"
-    small = ["--hidden_size", "32", "--intermediate_size", "64", "--num_hidden_layers", "2", "--num_attention_heads",
-             "2", "--num_key_value_heads", "2", "--tokenizer_corpus", "200"]
-    assert train.main(["--stage", "init", "--output_dir", str(base), *small]) == 0
-    return base
 
 
 def grpo(base: Path, out: Path, refresh: bool, kill_at: int = 0) -> int:

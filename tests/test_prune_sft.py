@@ -4,7 +4,6 @@ through train.main."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from trl import SFTConfig, SFTTrainer
@@ -76,14 +75,6 @@ def test_rows_of_the_task_and_full_mode_rows(tiny_tokenizer):
     data = rows_dataset([ROW], "mixed", resolve_tiers(None))
     assert data[0]["completion"][0]["content"] == ROW["completion"] and data[0]["solution"] == "4"
 
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("base")
-    small = ["--hidden_size", "32", "--intermediate_size", "64", "--num_hidden_layers", "2",
-             "--num_attention_heads", "2", "--num_key_value_heads", "2", "--tokenizer_corpus", "100"]
-    assert train.main(["--stage", "init", "--output_dir", str(base), *small]) == 0
-    return base
 
 
 @pytest.mark.parametrize("mode", ["full", "chunkwise", "skip"])

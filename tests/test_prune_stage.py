@@ -180,13 +180,10 @@ def test_resume_with_other_settings_is_refused(tmp_path, engine, capsys):
     assert "other settings (min_steps)" in capsys.readouterr().err
 
 
-def test_tiny_model_end_to_end(tmp_path):
+def test_tiny_model_end_to_end(tiny_base, tmp_path):
     """The real engine and grader on a tiny random model: wiring only (a random model fails most traces)."""
-    base, out = tmp_path / "base", tmp_path / "prune"
-    small = ["--hidden_size", "32", "--intermediate_size", "64", "--num_hidden_layers", "2",
-             "--num_attention_heads", "2", "--num_key_value_heads", "2", "--tokenizer_corpus", "100"]
-    assert train.main(["--stage", "init", "--output_dir", str(base), *small]) == 0
-    assert prune(out, "--model_name_or_path", str(base), "--num_train", "6", "--backend", "transformers") == 0
+    out = tmp_path / "prune"
+    assert prune(out, "--model_name_or_path", str(tiny_base), "--num_train", "6", "--backend", "transformers") == 0
     report = json.loads((out / "report.json").read_text())
     assert report["records"] == 6 and report["kept"] + sum(report["dropped"].values()) == 6
     assert set(report["dropped"]) <= {"full_trace_invalid"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 from trl.trainer.utils import RepeatSampler
@@ -171,14 +170,6 @@ def test_epoch_seeded_sampler_repeats_trls_first_epoch_and_restarts_at_any_epoch
     restarted.set_epoch(2)
     assert list(restarted) == epochs[2]
 
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("refresh") / "base"
-    small = ["--hidden_size", "32", "--intermediate_size", "64", "--num_hidden_layers", "2", "--num_attention_heads",
-             "2", "--num_key_value_heads", "2", "--tokenizer_corpus", "200"]
-    assert train.main(["--stage", "init", "--output_dir", str(base), *small]) == 0
-    return base
 
 
 def scripted_correctness(texts, solutions, config=None):
