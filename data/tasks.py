@@ -78,9 +78,11 @@ def _target_text(trace: Trace, tier: str, target: str) -> str:
         return trace.text
     if target == "oracle":
         return trace.oracle_text
-    redundancy = TIERED_REDUNDANCY[tier]
-    if redundancy in (0.0, 1.0):
-        return trace.oracle_text if redundancy == 0.0 else trace.text
+    redundancy = TIERED_REDUNDANCY[tier]  # the ends are the trace's own oracle and full texts, not a new draw
+    if redundancy == 0.0:
+        return trace.oracle_text
+    if redundancy == 1.0:
+        return trace.text
     return make_trace(trace.problem, random.Random(f"tiered-{trace.problem.id}"), redundancy).text
 
 

@@ -39,15 +39,15 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
         traces = synthetic_traces(split, n, lcrl.task_seed, lcrl.synthetic)
         return traces_to_dataset(traces, lcrl.budget, tiers, seed=lcrl.task_seed, target=target)
     spec = lcrl.dataset_spec()
+    field, read = (None, prompt_rows) if target is None else ("completion", sft_rows)
     if lcrl.dry_run and not spec.is_local:
         logger.info("dry run: Hub dataset %s (split %s, fields %s) not loaded", spec.path, spec.split, spec.fields)
-        return rows_dataset([], lcrl.budget, tiers, seed=lcrl.task_seed, field=None if target is None else "completion")
-    read = prompt_rows if target is None else sft_rows
+        return rows_dataset([], lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
     try:
         rows = read(spec, split, n, seed=lcrl.task_seed).rows
     except (OSError, ValueError) as exc:
         raise ConfigError(f"dataset {spec.path!r}: {exc}") from exc
-    return rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=None if target is None else "completion")
+    return rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
 
 
 def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
