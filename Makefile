@@ -57,11 +57,14 @@ tiers: install
 	$(ACCEL) train.py --stage grpo --config configs/tiny/grpo_mixed.yaml
 	$(ACCEL) train.py --stage eval --config configs/tiny/eval_mixed.yaml
 
-# Pruning pipeline (after make demo): binary cutting validated by the full-trace SFT model, SFT on the pruned traces
-# and, as the equal-compute control, on the same traces unpruned; evaluate all (outputs/tiny/eval_prune/results.md).
+# Pruning pipeline (after make demo): binary cutting validated by the full-trace SFT model, SFT on the pruned traces,
+# on the pruned traces without their skippable chunks (skip-thinking) and, as the equal-compute control, on the same
+# traces unpruned; evaluate all (outputs/tiny/eval_prune/results.md).
 prune: install
 	$(ACCEL) train.py --stage prune
 	$(ACCEL) train.py --stage sft --config configs/tiny/sft_pruned.yaml
+	$(ACCEL) train.py --stage sft --config configs/tiny/sft_pruned.yaml --sft_completion skip \
+		--output_dir outputs/tiny/sft_pruned_skip
 	$(ACCEL) train.py --stage sft --config configs/tiny/sft_pruned.yaml --sft_completion full \
 		--output_dir outputs/tiny/sft_pruned_control
 	$(ACCEL) train.py --stage eval --config configs/tiny/eval_prune.yaml

@@ -191,14 +191,19 @@ def novel_content(chunk: str, context: str) -> set[str]:
     return content_units(chunk) - content_units(context)
 
 
-def skip_candidates(question: str, steps: Sequence[str], chunks: Sequence[Sequence[int]]) -> list[int]:
-    """Middle chunks (not the first, not the last) that state nothing new given the question and what precedes them.
+def skip_candidates(
+    question: str, steps: Sequence[str], chunks: Sequence[Sequence[int]], first: bool = False
+) -> list[int]:
+    """Chunks that state nothing new given the question and what precedes them, never the last one.
 
+    Chen et al. skip *middle* chunks; ``first=True`` also offers the opening chunk. R1 traces open by restating
+    the question ("Okay, so I need to find ..."), which states nothing new by this rule either, and binary cutting
+    (which keeps a prefix) can never remove it. The last chunk, which reaches the answer, is always kept.
     The context of chunk ``c`` is the question plus all steps before it, skipped or not, so a re-check of a fact
     stated in an earlier (even skippable) chunk still counts as repeated.
     """
     out = []
-    for c in range(1, len(chunks) - 1):
+    for c in range(0 if first else 1, len(chunks) - 1):
         context = question + "".join(steps[i] for chunk in chunks[:c] for i in chunk)
         text = "".join(steps[i] for i in chunks[c])
         if not novel_content(text, context):

@@ -358,6 +358,11 @@ class PruneArguments:
     skip_chunks: bool = field(
         default=False, metadata={"help": "Also find skippable middle chunks (skip-thinking data), validated on-policy."}
     )
+    skip_first: bool = field(
+        default=True,
+        metadata={"help": "With skip_chunks: the opening chunk (the restated question of R1 traces) may be skipped "
+                          "too; false keeps the paper's middle chunks only."},
+    )
     plain_prompt: bool = field(
         default=False, metadata={"help": "Validate with the bare question (no tier instruction), for outside models."}
     )

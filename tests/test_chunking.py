@@ -142,6 +142,25 @@ def test_skip_rule_on_labelled_synthetic_paragraphs():
     assert seen["step"][1] <= 0.02 * seen["step"][0]
 
 
+def test_opening_restatement_is_a_candidate_only_with_first():
+    """``first=True`` offers the opening chunk too: a restated question qualifies, an opening step never does
+    (it derives the first value), and the last chunk stays out either way."""
+    restate = step = 0
+    for trace in generate("train", 300, seed=7):
+        steps = segment(trace.thinking.strip(), SegmentConfig(min_chars=0, markers=()))
+        chunks = [[i] for i in range(len(steps))]
+        middle = skip_candidates(trace.problem.question, steps, chunks)
+        with_first = skip_candidates(trace.problem.question, steps, chunks, first=True)
+        assert set(with_first) - set(middle) <= {0} and len(steps) - 1 not in with_first
+        if trace.paragraphs[0].kind == "restate":
+            restate += 1
+            assert 0 in with_first
+        else:
+            step += trace.paragraphs[0].kind == "step"
+            assert 0 not in with_first
+    assert restate > 100 and step > 100
+
+
 def test_skipping_candidates_never_loses_a_stated_fact():
     for trace in generate("train", 100, seed=6):
         steps = segment(trace.thinking.strip(), SegmentConfig(min_chars=0, markers=()))

@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 
 # Options that change what a pruned line holds: a resumed run must use the same ones.
 SETTINGS = ("model_name_or_path", "traces", "trace_split", "trace_fields", "answer_cue", "conclusion", "min_steps",
-            "skip_chunks", "plain_prompt", "max_new_tokens", "segment", "chunking", "budget", "tiers", "task_seed",
-            "synthetic")
+            "skip_chunks", "skip_first", "plain_prompt", "max_new_tokens", "segment", "chunking", "budget", "tiers",
+            "task_seed", "synthetic")
 
 
 def load_records(lcrl: LcrlArguments, args: PruneArguments) -> tuple[list[TraceRecord], list[Skipped]]:
@@ -207,7 +207,7 @@ def prune_shard(
     binary_cut([len(s) for s in steps], validator, args.min_steps, on_done=on_done)
     if args.skip_chunks and finished:
         chunks = [chunks_of(c) for c in finished]
-        candidates = [skip_candidates(records[c.index].question, steps[c.index][: c.kept], ch)
+        candidates = [skip_candidates(records[c.index].question, steps[c.index][: c.kept], ch, args.skip_first)
                       for c, ch in zip(finished, chunks)]
         index = [c.index for c in finished]
 
