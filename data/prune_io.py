@@ -79,19 +79,24 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return _parse(Path(path))[0]
 
 
-def check_settings(out: Path, settings: Mapping[str, Any]) -> None:
-    """Record the run's settings; refuse to resume into ``out`` with different ones (they would mix)."""
-    path = out / SETTINGS_FILE
+def check_settings(out: Path, settings: Mapping[str, Any], name: str = SETTINGS_FILE, what: str = "a pruning run",
+                   fresh: bool = False) -> None:
+    """Record a run's settings in ``out/name``; refuse to resume into ``out`` with different ones (they would mix).
+
+    ``fresh``: nothing is being resumed, so the record is simply (re)written.
+    """
+    path = out / name
     settings = json.loads(json.dumps(dict(settings), default=str))
-    if path.exists():
+    if path.exists() and not fresh:
         before = json.loads(path.read_text())
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
             from rl.config import ConfigError
 
-            raise ConfigError(f"{out} holds a pruning run with other settings ({', '.join(changed)}); "
+            raise ConfigError(f"{out} holds {what} with other settings ({', '.join(changed)}); "
                               "use another output_dir or delete that one")
     else:
+        out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=2))
 
 

@@ -104,3 +104,23 @@ def test_sft_completion_picks_the_trace_of_a_pruned_row(tmp_path, capsys):
     assert train.main([*argv, "pruned"]) == 0
     assert train.main([*argv, "skip"]) == 2
     assert "no 'skip_completion' (needed by sft_completion skip)" in capsys.readouterr().err
+
+
+def test_a_rerun_resumes_only_a_run_with_the_same_settings(tiny_base, tmp_path, capsys):
+    """The same command resumes from the last checkpoint; other data-defining settings into the same output_dir are
+    refused with the changed keys named (they would silently continue, or keep, the other run's model)."""
+    data = tmp_path / "pruned.jsonl"
+    data.write_text("".join(json.dumps({**ROW, "id": f"r{i}"}) + "\n" for i in range(4)))
+    out = tmp_path / "sft"
+    argv = ["--stage", "sft", "--model_name_or_path", str(tiny_base), "--output_dir", str(out), "--sft_data",
+            str(data), "--per_device_train_batch_size", "4", "--report_to", "none", "--save_steps", "1"]
+    assert train.main([*argv, "--max_steps", "1"]) == 0
+    assert json.loads((out / "run_settings.json").read_text())["sft_mode"] == "full"
+    assert train.main([*argv, "--max_steps", "2"]) == 0  # same settings: resumes checkpoint-1, ends at step 2
+    assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    assert train.main([*argv, "--max_steps", "3", "--sft_mode", "chunkwise", "--learning_rate", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the checkpoints of a sft run with other settings (learning_rate, sft_mode)" in err
+    assert not (out / "checkpoint-3").exists()
+    fresh = tmp_path / "fresh"  # a new output_dir is always fine
+    assert train.main([*argv, "--output_dir", str(fresh), "--max_steps", "1", "--sft_mode", "chunkwise"]) == 0

@@ -17,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from data.budgets import resolve_tiers
 from data.dataset_task import prompt_rows, sft_rows
+from data.prune_io import check_settings
 from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
 from rl.config import ConfigError, LcrlArguments
 from rl.model_files import resolve_model
@@ -24,6 +25,13 @@ from rl.recipes import ParsedRun, dump_run
 from rl.tracking import setup_wandb
 
 logger = logging.getLogger(__name__)
+
+# Options that decide what a training run learns. Resuming the last checkpoint of an output_dir written with other
+# ones would silently continue (or, when finished, keep) a different run, so it is refused.
+RUN_SETTINGS_FILE = "run_settings.json"
+RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset", "num_train", "task_seed", "budget",
+                   "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "segment", "chunking", "rewards",
+                   "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed", "use_peft")
 
 
 def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset:
@@ -89,8 +97,13 @@ def prepare_training(run: ParsedRun, training_args) -> str | None:
     if os.environ.get("WANDB_MODE") == "disabled":
         training_args.report_to = []
     resume = training_args.resume_from_checkpoint
-    if resume is None and Path(training_args.output_dir).is_dir():
-        resume = get_last_checkpoint(training_args.output_dir)
+    out = Path(training_args.output_dir)
+    if resume is None and out.is_dir():
+        resume = get_last_checkpoint(str(out))
+    settings = {k: v for k, v in run.to_dict().items() if k in RESUME_SETTINGS}
+    # An explicit resume_from_checkpoint is the user's own choice; the main process alone reads and writes the record.
+    if training_args.resume_from_checkpoint is None and os.environ.get("RANK", "0") == "0":
+        check_settings(out, settings, RUN_SETTINGS_FILE, f"the checkpoints of a {run.stage} run", fresh=not resume)
     if resume:
         logger.info("resuming from %s", resume)
     return resume
