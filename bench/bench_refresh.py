@@ -45,7 +45,7 @@ def run_grpo(label: str, model: str, out: Path, args: argparse.Namespace, seed: 
     cmd = [sys.executable, "train.py", "--stage", "grpo", "--model_name_or_path", model, "--output_dir", str(out),
            "--max_steps", str(args.steps), "--save_steps", str(args.steps), "--logging_steps", "1",
            "--seed", str(seed), "--report_to", "none", "--rewards", args.rewards,
-           "--grading", "{workers: 0}", *extra]
+           "--grading", "{workers: 0}", *(["--synthetic", args.synthetic] if args.synthetic else []), *extra]
     state_file = out / f"checkpoint-{args.steps}" / "trainer_state.json"
     seconds = None
     if not (args.reuse and state_file.is_file()):
@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num_train", type=int, default=2000, help="train problems (on: pool + reserve)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one off/on pair per seed")
     parser.add_argument("--rewards", default="[{name: correctness, weight: 1.0}]")
+    parser.add_argument("--synthetic", default=None,
+                        help="synthetic task knobs of both runs, e.g. '{min_ops: 2, max_ops: 6}' (default: the SFT task)")
     parser.add_argument("--work_dir", default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="reuse finished runs found in --work_dir")
     parser.add_argument("--output", default=str(RESULTS))
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model_recipe": _model_recipe(Path(args.model)),
         "recipe": "configs/tiny/grpo.yaml (medium tier, 4 prompts x 8 generations per step)",
         "rewards": args.rewards,
+        "synthetic": args.synthetic or "the SFT model's task (2-4 operations)",
         "steps": args.steps, "seeds": args.seeds, "num_train": args.num_train, "pool": args.pool,
         "refresh_every": args.refresh_every,
         "metric": f"TRL's {ZERO}: share of prompt groups whose rewards (correctness) are all equal, per step",
