@@ -16,6 +16,10 @@ has not selected anything yet). The on run's ``pool/survivor_zero_variance_share
 results, on their next visit) against ``pool/newcomer_zero_variance_share`` (fresh prompts) shows whether the
 policy's pass rates differ between prompts at all: a refresh can only lower the share when they do.
 
+A refresh can only help where prompts differ in difficulty for the policy. ``--synthetic "{min_ops: 2, max_ops: 6}"``
+gives both runs such a task: the SFT model (trained on 2-4 operations) solves problems of 5-6 operations rarely,
+the others about 70% of the time (``bench/results/refresh_ops2-6.json``; the SFT task: ``refresh.json``).
+
 The reward is ``correctness`` alone, so a zero-variance group (TRL's ``frac_reward_zero_std``, logged every step)
 is exactly a prompt whose generations were all right or all wrong. (With the recipe's ``tldr`` length penalty
 almost no group has zero variance: lengths differ, so rewards differ.) Writes bench/results/refresh.json;
