@@ -237,7 +237,11 @@ def iter_problems(split: str, seed: int, cfg: SyntheticConfig) -> Iterator[Probl
         if p.key in seen or split_of(p, cfg.test_fraction) != split:
             misses += 1
             if misses > 100_000:
-                raise ValueError(f"the problem space of {cfg} is exhausted for split {split!r}")
+                raise ValueError(
+                    f"the synthetic {split} split has only {len(seen)} distinct problems with min_ops={cfg.min_ops}, "
+                    f"max_ops={cfg.max_ops}, modulus={cfg.modulus}, max_arg={cfg.max_arg}: ask for fewer (num_train / "
+                    "num_test) or widen the task (max_ops, modulus, max_arg)"
+                )
             continue
         misses = 0
         seen.add(p.key)

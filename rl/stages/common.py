@@ -10,17 +10,17 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
 from data.budgets import resolve_tiers
 from data.dataset_task import prompt_rows, sft_rows
 from data.prune_io import check_settings
+from data.synthetic import Trace
 from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
 from rl.config import ConfigError, LcrlArguments
-from rl.model_files import resolve_model
+from rl.model_files import load_pretrained
 from rl.recipes import ParsedRun, dump_run
 from rl.tracking import setup_wandb
 
@@ -34,6 +34,14 @@ RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset"
                    "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed", "use_peft")
 
 
+def task_traces(lcrl: LcrlArguments, split: str, n: int) -> list[Trace]:
+    """``n`` synthetic problems of ``split`` with their traces; a task too small for ``n`` is a ``ConfigError``."""
+    try:
+        return synthetic_traces(split, n, lcrl.task_seed, lcrl.synthetic)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset:
     """The task's ``split`` as a conversational dataset (with SFT completions when ``target`` is set).
 
@@ -44,7 +52,7 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
     n = lcrl.num_train if split == "train" else lcrl.num_test
     tiers = resolve_tiers(lcrl.tiers)
     if lcrl.task != "dataset":
-        traces = synthetic_traces(split, n, lcrl.task_seed, lcrl.synthetic)
+        traces = task_traces(lcrl, split, n)
         return traces_to_dataset(traces, lcrl.budget, tiers, seed=lcrl.task_seed, target=target)
     spec = lcrl.dataset_spec()
     field, read = (None, prompt_rows) if target is None else ("completion", sft_rows)
@@ -60,33 +68,14 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
 
 def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer from a folder, a Hub id or a GGUF file (TRL ``ModelConfig.model_name_or_path``, see
-    ``rl.model_files``); remote code only if the recipe allows it. A GGUF model is de-quantised into plain dense
-    weights (float32 on a CPU) that train like any model, and its tokenizer and chat template come from the file."""
+    ``rl.model_files.load_pretrained``); remote code only if the recipe allows it."""
     try:
-        source = resolve_model(model_args.model_name_or_path)
+        return load_pretrained(
+            model_args.model_name_or_path, trust_remote_code=trust_remote_code, dtype=model_args.dtype,
+            revision=model_args.model_revision, attn_implementation=model_args.attn_implementation,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    path, extra = source.path, source.kwargs()
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
-    if source.gguf_file:
-        logger.info("loading GGUF %s from %s (de-quantised)", source.gguf_file, path)
-        extra["quantization_config"] = GgufConfig(dequantize=True)  # dense weights, never kept in GGUF blocks
-    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else None
-    if dtype is None:
-        dtype = "auto" if torch.cuda.is_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(
-        path,
-        trust_remote_code=trust_remote_code,
-        revision=model_args.model_revision,
-        attn_implementation=model_args.attn_implementation,
-        dtype=dtype,
-        **extra,
-    )
-    if source.gguf_file and getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)  # the weights are dense now: a plain, trainable model
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def prepare_training(run: ParsedRun, training_args) -> str | None:

@@ -28,18 +28,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoTokenizer
-
 from data.benchmarks import SYNTHETIC, Problem, benchmark_question, load_benchmark
 from data.budgets import resolve_tiers
 from data.format import THINK_CLOSE, THINK_OPEN, count_until
-from data.tasks import make_prompt, synthetic_traces
+from data.tasks import make_prompt
 from rewards.correctness import correctness_reward
-from rl.config import EvalArguments
-from rl.recipes import ParsedRun, dump_run
+from rl.config import ConfigError, EvalArguments
 from rl.controls import BudgetForcing
 from rl.generation import Engine, SamplingParams, chat_prompts, make_engine, think_end_id
+from rl.model_files import load_tokenizer
+from rl.recipes import ParsedRun, dump_run
 from rl.report import markdown_table, summarize, write_results
+from rl.stages.common import task_traces
 from rl.tracking import log_comparison, start_wandb_run
 
 logger = logging.getLogger(__name__)
@@ -100,15 +100,18 @@ def sampling_params(
 def load_problems(run: ParsedRun, name: str) -> list[Problem]:
     lcrl, (args,) = run.lcrl, run.stage_args
     synthetic = {"n": lcrl.num_test, "seed": lcrl.task_seed, "knobs": lcrl.synthetic}
-    return load_benchmark(
-        name, file=args.benchmark_files.get(name), source=args.benchmark_sources.get(name),
-        max_examples=args.max_examples, synthetic=synthetic,
-    )
+    try:
+        return load_benchmark(
+            name, file=args.benchmark_files.get(name), source=args.benchmark_sources.get(name),
+            max_examples=args.max_examples, synthetic=synthetic,
+        )
+    except (OSError, ValueError) as exc:  # a missing or malformed file, a task too small for num_test
+        raise ConfigError(f"benchmark {name!r}: {exc}") from exc
 
 
 def oracle_rows(run: ParsedRun, tokenizer) -> list[dict]:
     """Token statistics of the synthetic test traces themselves: oracle (essential steps) and full."""
-    traces = synthetic_traces("test", run.lcrl.num_test, run.lcrl.task_seed, run.lcrl.synthetic)
+    traces = task_traces(run.lcrl, "test", run.lcrl.num_test)
     end = think_end_id(tokenizer)
     rows = []
     for label, texts in (("oracle", [t.oracle_text for t in traces]), ("full traces", [t.text for t in traces])):
@@ -157,10 +160,13 @@ def evaluate_model(run: ParsedRun, label: str, path: str) -> tuple[list[dict], l
     """All rows (and samples) of one model: benchmarks x tiers x control settings (+ no-thinking)."""
     lcrl, (args,) = run.lcrl, run.stage_args
     tiers = resolve_tiers(lcrl.tiers)
-    engine = make_engine(path, args.backend, args.batch_size, trust_remote_code=args.trust_remote_code)
+    try:
+        engine = make_engine(path, args.backend, args.batch_size, trust_remote_code=args.trust_remote_code)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: {exc}") from exc
     controls = control_settings(args)
     if engine.think_end_id is None and any(c.stop_tau != 1.0 or c.think_cap for c in controls):
-        raise ValueError(f"{label}: length controls need {THINK_CLOSE!r} as one token of the tokenizer")
+        raise ConfigError(f"{label}: length controls need {THINK_CLOSE!r} as one token of the tokenizer")
     rows, samples = [], []
     for bench in args.benchmarks:
         problems = load_problems(run, bench)
@@ -199,7 +205,7 @@ def run(run: ParsedRun) -> None:
         rows += model_rows
         samples += model_samples
     if SYNTHETIC in args.benchmarks:
-        rows += oracle_rows(run, AutoTokenizer.from_pretrained(models[0][1]))
+        rows += oracle_rows(run, load_tokenizer(models[0][1], args.trust_remote_code))
     out = Path(args.output_dir)
     path = write_results(rows, out, {"config": run.to_dict()})
     (out / "samples.json").write_text(json.dumps(samples, indent=2))

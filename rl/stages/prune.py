@@ -36,10 +36,11 @@ from data.format import THINK_CLOSE, THINK_OPEN
 from data.prune import CutResult, Request, binary_cut, skip_search, validation_bound
 from data.prune_io import DROPPED, PRUNED, JsonlLog, check_settings, write_outputs
 from data.segment import join_steps, segment
-from data.tasks import make_prompt, synthetic_traces
+from data.tasks import make_prompt
 from data.traces import Skipped, TraceRecord, load_traces, render_completion, synthetic_records
-from rl.config import LcrlArguments, PruneArguments
+from rl.config import ConfigError, LcrlArguments, PruneArguments
 from rl.recipes import ParsedRun, dump_run
+from rl.stages.common import task_traces
 from rl.tracking import start_wandb_run
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def load_records(lcrl: LcrlArguments, args: PruneArguments) -> tuple[list[TraceR
         result = load_traces(args.traces, args.trace_fields, args.trace_split)
         records, skipped = result.records, result.skipped
     else:
-        records = synthetic_records(synthetic_traces("train", lcrl.num_train, lcrl.task_seed, lcrl.synthetic))
+        records = synthetic_records(task_traces(lcrl, "train", lcrl.num_train))
         skipped = []
     if args.max_traces is not None:
         records = records[: args.max_traces]
@@ -244,8 +245,11 @@ def run(run: ParsedRun) -> None:
     started = time.perf_counter()
     validator = None
     if todo:
-        engine = make_engine(args.model_name_or_path, args.backend, args.batch_size,
-                             trust_remote_code=args.trust_remote_code)
+        try:
+            engine = make_engine(args.model_name_or_path, args.backend, args.batch_size,
+                                 trust_remote_code=args.trust_remote_code)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.0)
         validator = EngineValidator(engine, params, args.answer_cue, get_grader())
         for start in range(0, len(todo), args.shard_size):

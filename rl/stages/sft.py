@@ -26,10 +26,10 @@ from trl import SFTTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
 from data.prune_io import read_jsonl
-from data.tasks import chunked_dataset, rows_dataset, synthetic_traces, trace_rows
+from data.tasks import chunked_dataset, rows_dataset, trace_rows
 from rl.config import SFT_COMPLETIONS, ConfigError
 from rl.recipes import ParsedRun
-from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
+from rl.stages.common import load_policy, prepare_training, task_dataset, task_traces, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def run(run: ParsedRun) -> None:
     model, tokenizer = load_policy(model_args, sft_args.trust_remote_code)
     if lcrl.sft_mode != "full":
         if rows is None:
-            traces = synthetic_traces("train", lcrl.num_train, lcrl.task_seed, lcrl.synthetic)
+            traces = task_traces(lcrl, "train", lcrl.num_train)
             rows = trace_rows(traces, tokenizer, lcrl.segment_config(), lcrl.chunk_config())
         train = chunked_dataset(rows, tokenizer, lcrl.sft_mode, lcrl.budget, tiers, seed=lcrl.task_seed)
         logger.info("SFT (%s) on %d chunk examples from %d traces", lcrl.sft_mode, len(train), len(rows))
