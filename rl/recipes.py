@@ -85,6 +85,28 @@ def _dry_run_requested(values: dict[str, Any], rest: list[str]) -> bool:
     return bool(flag)
 
 
+def _expand_flow_lists(args: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``--models "[a=x, b=y]"`` (a YAML list, as in a recipe) becomes ``--models a=x b=y`` for list-valued flags."""
+    many = {opt for a in parser._actions if a.nargs in ("+", "*") for opt in a.option_strings}
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if eq and flag in many and value.startswith("["):
+            out.append(flag)
+            arg = value
+        elif not (i and args[i - 1] in many and arg.startswith("[")):
+            out.append(arg)
+            continue
+        try:
+            items = yaml.safe_load(arg)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{out[-1]}: {arg!r} is not a YAML list: {exc}") from exc
+        if not isinstance(items, list):
+            raise ConfigError(f"{out[-1]}: {arg!r} is not a YAML list")
+        out += [str(x) for x in items]
+    return out
+
+
 def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> ParsedRun:
     """Parse ``--stage``, the recipe and the overrides into the stage's dataclasses.
 
@@ -110,6 +132,7 @@ def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> P
     bad = sorted(k for k in values if k not in allowed)
     if bad:
         raise ConfigError(f"{recipe}: " + _unknown_keys_message(bad, allowed, "config key(s)"))
+    rest = _expand_flow_lists(rest, parser)
     flags = [a.split("=", 1)[0] for a in rest if a.startswith("--")]
     bad_flags = sorted({f for f in flags if f[2:] not in allowed and f not in ("--help", "-h")})
     if bad_flags:

@@ -40,6 +40,17 @@ def test_command_line_overrides_the_recipe(types):
     assert run.lcrl.grading_config().timeout == 2.0
 
 
+def test_list_flags_take_a_yaml_list_as_in_a_recipe(types):
+    spaced = parse_args(["--stage", "eval", "--models", "a=x", "b=y/z", "--benchmarks", "synthetic", "gsm8k"], types)
+    for argv in (["--models", "[a=x, b=y/z]", "--benchmarks", "[synthetic, gsm8k]"],
+                 ["--models=[a=x, b=y/z]", "--benchmarks=[synthetic, gsm8k]"]):
+        (args,) = parse_args(["--stage", "eval", *argv], types).stage_args
+        assert args.models == spaced.stage_args[0].models == ["a=x", "b=y/z"]
+        assert args.benchmarks == ["synthetic", "gsm8k"]
+    with pytest.raises(ConfigError, match="--models: '\\[a=x, b' is not a YAML list"):
+        parse_args(["--stage", "eval", "--models", "[a=x, b"], types)
+
+
 def test_our_fields_do_not_collide_with_trl(types):
     ours = {f.name for f in dataclasses.fields(LcrlArguments)}
     for stage_classes in types.values():
