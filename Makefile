@@ -50,12 +50,18 @@ compare: install
 	$(BIN)/python bench/compare.py --steps $(STEPS) --budget $(BUDGET) --recipes $(RECIPES)
 
 # One model, every tier (after make demo): teach the tier instructions, GRPO with all tiers mixed (TLDR), then
-# evaluate the full-trace SFT model and the mixed model per tier (outputs/tiny/eval_mixed/results.md).
+# evaluate the full-trace SFT model and the mixed model per tier, greedy (outputs/tiny/eval_mixed/results.md) and
+# sampled as R1-style models are evaluated, temperature 0.6, 4 samples a problem (outputs/tiny/eval_mixed_sampled/).
+# Both tables are copied to bench/results/.
 ACCEL       := $(BIN)/accelerate launch --num_processes 1
 tiers: install
 	$(ACCEL) train.py --stage sft --config configs/tiny/sft_tiers.yaml
 	$(ACCEL) train.py --stage grpo --config configs/tiny/grpo_mixed.yaml
 	$(ACCEL) train.py --stage eval --config configs/tiny/eval_mixed.yaml
+	$(ACCEL) train.py --stage eval --config configs/tiny/eval_mixed.yaml --temperature 0.6 --num_samples 4 \
+		--output_dir outputs/tiny/eval_mixed_sampled
+	cp outputs/tiny/eval_mixed/results.md bench/results/tiers_greedy.md
+	cp outputs/tiny/eval_mixed_sampled/results.md bench/results/tiers_sampled.md
 
 # Pruning pipeline (after make demo): binary cutting validated by the full-trace SFT model, SFT on the pruned traces,
 # on the pruned traces without their skippable chunks (skip-thinking) and, as the equal-compute control, on the same
@@ -68,6 +74,8 @@ prune: install
 	$(ACCEL) train.py --stage sft --config configs/tiny/sft_pruned.yaml --sft_completion full \
 		--output_dir outputs/tiny/sft_pruned_control
 	$(ACCEL) train.py --stage eval --config configs/tiny/eval_prune.yaml
+	cp outputs/tiny/prune/report.md bench/results/prune_report.md
+	cp outputs/tiny/eval_prune/results.md bench/results/prune_eval.md
 
 clean:
 	rm -rf outputs wandb
