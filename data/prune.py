@@ -18,8 +18,8 @@ shortest valid one, never an invalid one. The search is *level-synchronous*: all
 level go to the validator in a single call (one generation batch).
 
 Skip search (our rule for skip-thinking data, after Chen et al. 2025, arXiv 2505.18642): given a trace's chunks
-(lists of step indices) and its candidate chunks (middle chunks that pass a text rule, see
-``data.chunking.novel_content``), candidates are tried left to right; candidate ``c`` is skippable when the
+(lists of step indices) and its candidate chunks (chunks other than the last that pass a text rule, see
+``data.chunking.skip_candidates``), candidates are tried left to right; candidate ``c`` is skippable when the
 thinking without ``c`` and without every chunk already found skippable is still valid. Level ``j`` validates the
 ``j``-th candidate of every trace in one call; a trace costs exactly one validation per candidate.
 """

@@ -80,10 +80,12 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def check_settings(out: Path, settings: Mapping[str, Any], name: str = SETTINGS_FILE, what: str = "a pruning run",
-                   fresh: bool = False) -> None:
+                   fresh: bool = False, hint: str = "use another output_dir or delete that one",
+                   write: bool = True) -> None:
     """Record a run's settings in ``out/name``; refuse to resume into ``out`` with different ones (they would mix).
 
-    ``fresh``: nothing is being resumed, so the record is simply (re)written.
+    ``fresh``: nothing is being resumed, so the record is simply (re)written. ``write: False`` only compares (the
+    other processes of a multi-process run). The error names each changed key with its old and new value.
     """
     path = out / name
     settings = json.loads(json.dumps(dict(settings), default=str))
@@ -93,11 +95,11 @@ def check_settings(out: Path, settings: Mapping[str, Any], name: str = SETTINGS_
         if changed:
             from rl.config import ConfigError
 
-            raise ConfigError(f"{out} holds {what} with other settings ({', '.join(changed)}); "
-                              "use another output_dir or delete that one")
-    else:
+            diff = "; ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            raise ConfigError(f"{out} holds {what} with other settings ({diff}); {hint}")
+    elif write:
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=2))
+        _write_atomic(path, json.dumps(settings, indent=2))
 
 
 def _write_atomic(path: Path, text: str) -> None:

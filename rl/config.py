@@ -356,7 +356,7 @@ class PruneArguments:
     )
     min_steps: int = field(default=1, metadata={"help": "Fewest thinking steps a pruned trace keeps (lo of the search)."})
     skip_chunks: bool = field(
-        default=False, metadata={"help": "Also find skippable middle chunks (skip-thinking data), validated on-policy."}
+        default=False, metadata={"help": "Also find skippable chunks (skip-thinking data), validated on-policy."}
     )
     skip_first: bool = field(
         default=True,

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.format import THINK_CLOSE
-from rl.model_files import load_pretrained
+from rl.model_files import load_pretrained, resolve_model
 
 if TYPE_CHECKING:
     from rl.controls import BudgetForcing
@@ -245,12 +245,17 @@ def make_engine(
     dtype: str | None = None,
     **vllm_kwargs: Any,
 ) -> Engine:
-    """The engine for ``path``: ``vllm`` when asked (or ``auto`` with vllm installed and a GPU), else transformers."""
+    """The engine for ``path``: ``vllm`` when asked (or ``auto`` with vllm installed and a GPU, for a model that is not
+    a GGUF file), else transformers."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown generation backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     if backend == "vllm" and not vllm_available():
         raise ValueError("backend 'vllm' needs the vllm package and a CUDA GPU (pip install 'lcrl[vllm]')")
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
+    gguf = resolve_model(path).gguf_file is not None  # vLLM is given a folder or Hub id; a GGUF spec is ours
+    if backend == "vllm" and gguf:
+        raise ValueError(f"backend 'vllm' takes a model folder or Hub id, not the GGUF file {path!r}; allowed for "
+                         "GGUF: backend transformers (or auto)")
+    if backend == "vllm" or (backend == "auto" and vllm_available() and not gguf):
         from rl.vllm_engine import VLLMEngine
 
         logger.info("generation backend: vLLM")

@@ -100,7 +100,7 @@ def load_pretrained(spec: str, trust_remote_code: bool = False, dtype: Any = Non
         model = AutoModelForCausalLM.from_pretrained(
             path, trust_remote_code=trust_remote_code, dtype=dtype, **extra, **model_kwargs
         )
-    except OSError as exc:  # not a folder, not on the Hub (or no network), no weights in it
+    except (OSError, ValueError) as exc:  # not a folder, not on the Hub (or no network), no or broken weights
         raise ValueError(f"model {spec!r} cannot be loaded (a model folder, a Hub id or a GGUF file): {exc}") from exc
     if source.gguf_file and getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)  # the weights are dense now: a plain, trainable model
@@ -114,7 +114,7 @@ def load_tokenizer(spec: str, trust_remote_code: bool = False) -> Any:
     source = resolve_model(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code, **source.kwargs())
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ValueError(f"model {spec!r} cannot be loaded (a model folder, a Hub id or a GGUF file): {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

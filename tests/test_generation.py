@@ -88,6 +88,17 @@ def test_make_engine_backends(tmp_path, engine):
             make_engine(str(tmp_path), backend="vllm")
 
 
+def test_vllm_is_never_handed_a_gguf_file(tmp_path, monkeypatch):
+    import rl.generation as generation
+
+    monkeypatch.setattr(generation, "vllm_available", lambda: True)  # as on a GPU machine with vllm installed
+    (tmp_path / "m.gguf").write_bytes(b"")
+    with pytest.raises(ValueError, match="backend 'vllm' takes a model folder or Hub id, not the GGUF file"):
+        generation.make_engine(str(tmp_path / "m.gguf"), backend="vllm")
+    with pytest.raises(ValueError, match="cannot be loaded"):  # auto: the transformers engine tries (empty file)
+        generation.make_engine(str(tmp_path / "m.gguf"), backend="auto")
+
+
 def test_bad_sampling_params():
     with pytest.raises(ValueError, match="stop_tau must be > 0"):
         SamplingParams(stop_tau=0.0)

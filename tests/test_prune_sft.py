@@ -120,7 +120,8 @@ def test_a_rerun_resumes_only_a_run_with_the_same_settings(tiny_base, tmp_path, 
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
     assert train.main([*argv, "--max_steps", "3", "--sft_mode", "chunkwise", "--learning_rate", "1e-3"]) == 2
     err = capsys.readouterr().err
-    assert "holds the checkpoints of a sft run with other settings (learning_rate, sft_mode)" in err
+    assert ("holds checkpoints of a run with other settings (learning_rate: 0.003 -> 0.001; sft_mode: 'full' -> "
+            "'chunkwise'); use another output_dir, delete it, or pass --resume_from_checkpoint") in err
     assert not (out / "checkpoint-3").exists()
     fresh = tmp_path / "fresh"  # a new output_dir is always fine
     assert train.main([*argv, "--output_dir", str(fresh), "--max_steps", "1", "--sft_mode", "chunkwise"]) == 0

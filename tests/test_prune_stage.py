@@ -177,7 +177,22 @@ def test_resume_with_other_settings_is_refused(tmp_path, engine, capsys):
     out = tmp_path / "prune"
     assert prune(out, "--num_train", "4") == 0
     assert prune(out, "--num_train", "4", "--min_steps", "2") == 2
-    assert "other settings (min_steps)" in capsys.readouterr().err
+    assert "other settings (min_steps: 1 -> 2)" in capsys.readouterr().err
+
+
+def test_a_run_that_wrote_nothing_is_no_resume(tmp_path, tiny_tokenizer, monkeypatch, capsys):
+    """A mistyped model fails before any record is written; the corrected command then runs in the same dir."""
+    def make_engine(path, *args, **kwargs):
+        if "typo" in path:
+            raise ValueError(f"model {path!r} cannot be loaded")
+        return LastValueEngine(tiny_tokenizer)
+
+    monkeypatch.setattr(rl.generation, "make_engine", make_engine)
+    out = tmp_path / "prune"
+    assert prune(out, "--num_train", "4", "--model_name_or_path", "outputs/typo") == 2
+    assert "'outputs/typo' cannot be loaded" in capsys.readouterr().err
+    assert prune(out, "--num_train", "4") == 0
+    assert len(read_jsonl(out / "pruned.jsonl")) + len(read_jsonl(out / "dropped.jsonl")) == 4
 
 
 def test_tiny_model_end_to_end(tiny_base, tmp_path):

@@ -79,7 +79,8 @@ def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrained
 
 
 def prepare_training(run: ParsedRun, training_args) -> str | None:
-    """W&B naming, the recipe dump, and the checkpoint to resume from (the last one in output_dir, if any)."""
+    """W&B naming, and the checkpoint to resume from: the last one in output_dir, if any, provided the run that wrote
+    it had the same ``RESUME_SETTINGS`` (``run_settings.json``; otherwise a ``ConfigError`` names the changes)."""
     ident = setup_wandb(run)
     if training_args.run_name in (None, training_args.output_dir):
         training_args.run_name = ident["name"]
@@ -90,9 +91,12 @@ def prepare_training(run: ParsedRun, training_args) -> str | None:
     if resume is None and out.is_dir():
         resume = get_last_checkpoint(str(out))
     settings = {k: v for k, v in run.to_dict().items() if k in RESUME_SETTINGS}
-    # An explicit resume_from_checkpoint is the user's own choice; the main process alone reads and writes the record.
-    if training_args.resume_from_checkpoint is None and os.environ.get("RANK", "0") == "0":
-        check_settings(out, settings, RUN_SETTINGS_FILE, f"the checkpoints of a {run.stage} run", fresh=not resume)
+    # Every process compares (so all of them stop on a mismatch); the main one alone writes the record. An explicit
+    # resume_from_checkpoint is the user's own choice: it is not compared, and the record then holds its settings.
+    explicit = training_args.resume_from_checkpoint is not None
+    check_settings(out, settings, RUN_SETTINGS_FILE, "checkpoints of a run", fresh=explicit or not resume,
+                   hint="use another output_dir, delete it, or pass --resume_from_checkpoint to resume anyway",
+                   write=training_args.process_index == 0)
     if resume:
         logger.info("resuming from %s", resume)
     return resume

@@ -22,7 +22,6 @@ point and restarted ends with every record exactly once. A re-run with different
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -231,10 +230,11 @@ def run(run: ParsedRun) -> None:
         return
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    wb = start_wandb_run(run)
-    check_settings(out, {k: v for k, v in run.to_dict().items() if k in SETTINGS})
     pruned, dropped = JsonlLog(out / PRUNED), JsonlLog(out / DROPPED)
     done = pruned.keys | dropped.keys
+    # Compared only once a record is written: a run that failed before any (say, a mistyped model) is not a resume.
+    check_settings(out, {k: v for k, v in run.to_dict().items() if k in SETTINGS}, fresh=not done)
+    wb = start_wandb_run(run)
     for s in skipped:
         key = f"ingest:{s.index}"
         if key not in done:
