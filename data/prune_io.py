@@ -17,7 +17,7 @@ import json
 import os
 import statistics
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ class JsonlLog:
     def _recover(self) -> list[dict[str, Any]]:
         rows, torn = _parse(self.path)
         if torn:
-            _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+            write_jsonl(self.path, rows)
         return rows
 
     def append(self, row: Mapping[str, Any]) -> None:
@@ -99,13 +99,19 @@ def check_settings(out: Path, settings: Mapping[str, Any], name: str = SETTINGS_
             raise ConfigError(f"{out} holds {what} with other settings ({diff}); {hint}")
     elif write:
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps(settings, indent=2))
+        write_atomic(path, json.dumps(settings, indent=2))
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (temp file + rename): a kill leaves the old file or the new one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """``rows`` as a JSONL file, written atomically (``write_atomic``)."""
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def preference_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,9 +192,9 @@ def report_table(report: Mapping[str, Any]) -> str:
 def write_outputs(out: Path, last_run: Mapping[str, Any]) -> dict[str, Any]:
     """Pairs and report from the logs in ``out``; returns the report with its ``table``."""
     pruned, dropped = read_jsonl(out / PRUNED), read_jsonl(out / DROPPED)
-    _write_atomic(out / PAIRS, "".join(json.dumps(p) + "\n" for p in preference_pairs(pruned)))
+    write_jsonl(out / PAIRS, preference_pairs(pruned))
     report = build_report(pruned, dropped, last_run)
     table = report_table(report)
-    _write_atomic(out / REPORT_JSON, json.dumps(report, indent=2))
-    _write_atomic(out / REPORT_MD, table + "\n")
+    write_atomic(out / REPORT_JSON, json.dumps(report, indent=2))
+    write_atomic(out / REPORT_MD, table + "\n")
     return {**report, "table": table}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
 from data.format import completion_text
-from data.prune_io import JsonlLog, read_jsonl
+from data.prune_io import JsonlLog, read_jsonl, write_atomic, write_jsonl
 from rewards.correctness import correctness_scores
 from rewards.length import token_lengths
 from rewards.registry import GradingConfig
@@ -123,7 +122,7 @@ class RefreshGRPOTrainer(GRPOTrainer):
             folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             folder.mkdir(parents=True, exist_ok=True)
             state = self.pool.state_dict([Rollout.from_list(v) for v in window])
-            _write_atomic(folder / POOL_FILE, json.dumps({"global_step": self.state.global_step, **state}))
+            write_atomic(folder / POOL_FILE, json.dumps({"global_step": self.state.global_step, **state}))
         super()._save_checkpoint(model, trial)
 
     def _load_optimizer_and_scheduler(self, checkpoint) -> None:
@@ -178,7 +177,7 @@ class RefreshGRPOTrainer(GRPOTrainer):
         path = Path(self.args.output_dir) / TARGETS_LOG
         if self.refresh_args.refresh_targets and self.args.should_save and path.exists():
             rows = latest_targets(read_jsonl(path))
-            _write_atomic(Path(self.args.output_dir) / TARGETS_SFT, "".join(json.dumps(r) + "\n" for r in rows))
+            write_jsonl(Path(self.args.output_dir) / TARGETS_SFT, rows)
 
     def _load_pool(self, checkpoint: Path) -> None:
         path = checkpoint / POOL_FILE
@@ -194,12 +193,6 @@ class RefreshGRPOTrainer(GRPOTrainer):
             rows = read_jsonl(log_path)
             kept = [r for r in rows if r["step"] <= state["global_step"]]
             if len(kept) != len(rows):
-                _write_atomic(log_path, "".join(json.dumps(r) + "\n" for r in kept))
+                write_jsonl(log_path, kept)
                 logger.info("dropped %d SFT targets written after the checkpoint", len(rows) - len(kept))
             self.write_sft_targets()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
