@@ -18,6 +18,8 @@ and tokenizer from any of them (training stages, evaluation and pruning all load
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +80,9 @@ def resolve_model(spec: str) -> ModelSource:
                      f"{PACKAGE_PREFIX}<python package>/<file>.gguf)")
 
 
-def load_pretrained(spec: str, trust_remote_code: bool = False, dtype: Any = None, **model_kwargs: Any) -> tuple[Any, Any]:
+def load_pretrained(
+    spec: str, trust_remote_code: bool = False, dtype: Any = None, **model_kwargs: Any
+) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for a recipe's ``model_name_or_path``. Raises ``ValueError`` naming ``spec`` when it
     cannot be found or loaded.
 
@@ -90,18 +94,16 @@ def load_pretrained(spec: str, trust_remote_code: bool = False, dtype: Any = Non
     from transformers import AutoModelForCausalLM, GgufConfig
 
     source = resolve_model(spec)
-    path, extra = source.path, source.kwargs()
+    extra = source.kwargs()
     if source.gguf_file:
         extra["quantization_config"] = GgufConfig(dequantize=True)  # dense weights, never kept in GGUF blocks
     if dtype in (None, "auto"):
         dtype = "auto" if torch.cuda.is_available() else torch.float32
-    tokenizer = load_tokenizer(spec, trust_remote_code)
-    try:
+    tokenizer = _load_tokenizer(source, spec, trust_remote_code)
+    with _named_load_errors(spec):
         model = AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=trust_remote_code, dtype=dtype, **extra, **model_kwargs
+            source.path, trust_remote_code=trust_remote_code, dtype=dtype, **extra, **model_kwargs
         )
-    except (OSError, ValueError) as exc:  # not a folder, not on the Hub (or no network), no or broken weights
-        raise ValueError(f"model {spec!r} cannot be loaded (a model folder, a Hub id or a GGUF file): {exc}") from exc
     if source.gguf_file and getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)  # the weights are dense now: a plain, trainable model
     return model, tokenizer
@@ -109,13 +111,24 @@ def load_pretrained(spec: str, trust_remote_code: bool = False, dtype: Any = Non
 
 def load_tokenizer(spec: str, trust_remote_code: bool = False) -> Any:
     """The tokenizer of a recipe's ``model_name_or_path`` (padding with end-of-sequence when it has no pad token)."""
+    return _load_tokenizer(resolve_model(spec), spec, trust_remote_code)
+
+
+def _load_tokenizer(source: ModelSource, spec: str, trust_remote_code: bool) -> Any:
     from transformers import AutoTokenizer
 
-    source = resolve_model(spec)
-    try:
+    with _named_load_errors(spec):
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code, **source.kwargs())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"model {spec!r} cannot be loaded (a model folder, a Hub id or a GGUF file): {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+@contextmanager
+def _named_load_errors(spec: str) -> Iterator[None]:
+    """Loading errors (not a folder, not on the Hub or no network, missing or broken weights) as a ``ValueError``
+    that names ``spec``."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"model {spec!r} cannot be loaded (a model folder, a Hub id or a GGUF file): {exc}") from exc
