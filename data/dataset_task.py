@@ -25,10 +25,10 @@ A recipe names the source and a field mapping::
 GRPO and evaluation-style use reads question + gold (``prompt_rows``); SFT also needs the trace (``sft_rows``).
 Questions end with ``question_suffix`` (default ``data.benchmarks.BOXED_INSTRUCTION``, the sentence evaluation
 appends to real benchmarks, so training and evaluation prompts match; ``""`` for none); the task's prompt then adds
-the tier instruction (``data.tasks.make_prompt``). A gold with several accepted forms (``gold_separator``) uses its first form as the ``solution``. Records without a
-usable question, gold answer (or, for SFT, trace) are skipped and counted by reason (``data.traces.SKIP_REASONS``);
-a source that yields no usable record is an error. Reading stops once ``n`` records are kept, so a large Hub
-dataset is converted to Python only as far as needed.
+the tier instruction (``data.tasks.make_prompt``). A gold with several accepted forms (``gold_separator``) uses its
+first form as the ``solution``. Records without a usable question, gold answer (or, for SFT, trace) are skipped and
+counted by reason (``data.traces.SKIP_REASONS``); a source that yields no usable record is an error. Reading stops
+once ``n`` records are kept, so a large Hub dataset is converted to Python only as far as needed.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ class Tldr:
         normalized:  r = c - w_t * (L + max(0, F_t - L)) / B_t
     The paper's budgets and weights are not public: they come from the tier table (recipe ``tiers:``). The floor
     (default 0: none) is lcrl's addition: under ``budget: mixed`` it gives the longer tiers a reason to stay longer
-    (without it every tier collapses to the shortest). The penalty applies to wrong answers too. ``length_of`` defaults to the thinking, which the budgets measure.
+    (without it every tier collapses to the shortest). The penalty applies to wrong answers too. ``length_of``
+    defaults to the thinking, which the budgets measure.
     """
 
     def __init__(self, ctx: RewardContext, shape: str = "excess", length_of: str = "thinking") -> None:
