@@ -61,8 +61,8 @@ def run_identity(run: ParsedRun) -> dict[str, Any]:
         tags.append(f"rewards:{lcrl.reward_recipe}")
     tags += [f"reward:{n}" for n in dict.fromkeys(reward_names)]
     name = f"{run.stage}-{lcrl.budget}-{recipe}" if run.stage in ("grpo", "eval") else f"{run.stage}-{recipe}"
-    if _named_reward_recipe(run):
-        name += f"-{_named_reward_recipe(run)}"
+    if named := _named_reward_recipe(run):
+        name += f"-{named}"
     return {"name": name, "group": _group(run), "tags": tags}
 
 
@@ -156,6 +156,11 @@ def _weighted(rows: list[dict], key: str) -> float | None:
     return sum(v * n for v, n in pairs) / total if total else None
 
 
+def _uncontrolled(rows: list[dict]) -> list[dict]:
+    """The evaluation rows with the thinking on and no length control (``mode: think``, ``control: none``)."""
+    return [r for r in rows if r.get("mode") == "think" and r.get("control") == "none"]
+
+
 def comparison_summary(rows: list[dict]) -> dict[str, float]:
     """Flat ``eval/...`` summary keys of a one-model evaluation, for panels across runs.
 
@@ -165,11 +170,12 @@ def comparison_summary(rows: list[dict]) -> dict[str, float]:
     same per tier (``eval/<tier>/accuracy``, ...). A run that evaluates several models gets none (the keys would
     mix models); its ``eval/results`` table and ``eval/accuracy_vs_think_tokens`` scatter hold them.
     """
-    plain = [r for r in rows if r.get("mode") == "think" and r.get("control") == "none"]
+    plain = _uncontrolled(rows)
     if len({r.get("model") for r in plain}) != 1:
         return {}
     groups = [("eval", plain)]
-    groups += [(f"eval/{tier}", [r for r in plain if r.get("tier") == tier]) for tier in {r["tier"]: 0 for r in plain}]
+    groups += [(f"eval/{tier}", [r for r in plain if r.get("tier") == tier])
+               for tier in dict.fromkeys(r["tier"] for r in plain)]
     out: dict[str, float] = {}
     for prefix, group in groups:
         for key, name in SUMMARY_METRICS.items():
@@ -187,7 +193,7 @@ def log_comparison(wb, rows: list[dict]) -> dict[str, float]:
 
     summary = comparison_summary(rows)
     wb.summary.update(summary)
-    plain = [r for r in rows if r.get("mode") == "think" and r.get("control") == "none"]
+    plain = _uncontrolled(rows)
     if plain:
         columns = ["model", "benchmark", "tier", "think_tokens", "accuracy"]
         table = wandb.Table(columns=columns, data=[
