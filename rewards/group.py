@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from statistics import fmean, pstdev
 
-from rewards.correctness import correctness_scores
+from rewards.correctness import context_correctness
 from rewards.length import check_length_of, lengths_of
 from rewards.registry import RewardContext, register
 
@@ -54,7 +54,7 @@ class Kimi:
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         rewards = [0.0] * len(lengths)
         for group in group_indices(prompts, kwargs.get("id")):
             lo, hi = min(lengths[i] for i in group), max(lengths[i] for i in group)
@@ -94,7 +94,7 @@ class Efficiency:
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         rewards = [0.0] * len(lengths)
         for group in group_indices(prompts, kwargs.get("id")):
             right = [lengths[i] for i in group if correct[i]]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from trl.rewards import get_cosine_scaled_reward, get_soft_overlong_punishment, think_format_reward
 
 from data.format import THINK_CLOSE, THINK_OPEN, completion_text, last_boxed, split_thinking
-from rewards.correctness import correctness_scores
+from rewards.correctness import context_correctness
 from rewards.length import check_length_of, lengths_of
 from rewards.registry import RewardContext, register
 
@@ -64,7 +64,7 @@ class Cosine:
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         rewards = self.trl_reward(
             completions=[_PROXY_COMPLETION] * len(correct),
             solution=[_PROXY_GOLD[bool(c)] for c in correct],

@@ -229,8 +229,10 @@ def test_cosine_yeo_constants_thinking_length_and_exceed_value():
         "cosine", max_len=100, min_value_correct=1.0, max_value_correct=2.0, min_value_wrong=-10.0,
         max_value_wrong=0.0, exceed_value=-10.0, length_of="thinking",
     )  # fmt: skip
-    out = call(cos, right(2) + wrong(), [ids(50, after=500), ids(101), ids(100)])
+    out = call(cos, right(2) + wrong(), [ids(50, after=60), ids(101), ids(100)])  # 60 answer tokens: allowed
     assert out == pytest.approx([1.5, -10.0, 0.0])
+    # reasoning moved after an early close is charged: 50 + (500 - 64) thinking tokens, beyond max_len
+    assert call(cos, right(), [ids(50, after=500)]) == pytest.approx([-10.0])
 
 
 def test_overlong_matches_dapo():
@@ -239,7 +241,18 @@ def test_overlong_matches_dapo():
     default_cache = reward("overlong", max_completion_len=100)  # L_cache = 100 // 5 = 20
     assert call(default_cache, right(), [[1] * 90]) == pytest.approx([-0.5])
     thinking = reward("overlong", max_completion_len=100, length_of="thinking")
-    assert call(thinking, right(), [ids(80, after=100)]) == [0.0]
+    assert call(thinking, right(), [ids(80, after=20)]) == [0.0]
+    assert call(thinking, right(), [ids(80, after=74)]) == pytest.approx([-0.5])  # 80 + 10 charged answer tokens
+
+
+def test_thinking_length_prices_reasoning_after_an_early_close():
+    """"10 tokens, </think>, 3000 tokens of reasoning, answer" must not beat an honest 3000-token thinking."""
+    assert token_lengths([ids(10, after=3000)], "thinking", END, answer_allowance=64) == [10 + 3000 - 64]
+    assert token_lengths([ids(10, after=3000)], "thinking", END) == [10]  # the eval's pure thinking count
+    tldr = reward("tldr", shape="excess")
+    early, honest, old = call(tldr, right(3), [ids(10, after=3000), ids(2946, after=20), ids(10, after=20)],
+                              tier=["long"] * 3)
+    assert early == pytest.approx(honest) and early < 0 < old == 1.0  # priced as 2946 tokens of thinking
 
 
 @pytest.mark.parametrize(
