@@ -89,13 +89,3 @@ def completion_text(completion: str | Sequence[dict] | dict) -> str:
     if isinstance(completion, dict):
         return str(completion.get("content", ""))
     return "".join(str(m.get("content", "")) for m in completion)
-
-
-def count_until(ids: Sequence[int], stop_id: int | None) -> int:
-    """Number of tokens up to and including the first ``stop_id``; all of them if it never occurs."""
-    if stop_id is None:
-        return len(ids)
-    for i, tok in enumerate(ids):
-        if tok == stop_id:
-            return i + 1
-    return len(ids)

@@ -141,6 +141,19 @@ def parse_gold(gold: str, soft_timeout: int | None = None, normalization: str = 
     return tuple(parsed)
 
 
+def gold_parses(gold: str | None, normalization: str = "trl") -> bool:
+    """Whether math-verify can read ``gold`` at all (an unparsable gold is excluded from eval accuracy and counted,
+    as TRL's ``accuracy_reward`` skips it with ``None``)."""
+    if gold is None or not str(gold).strip():
+        return False
+    if _INTEGER.fullmatch(str(gold).strip()):
+        return True
+    try:
+        return bool(parse_gold(str(gold), None, normalization))
+    except Exception:  # noqa: BLE001  math-verify's own failures: the gold cannot be read
+        return False
+
+
 def score_candidate(
     kind: str, candidate: str, gold: str, soft_timeout: int | None = 2, normalization: str = "trl"
 ) -> float:
