@@ -15,8 +15,10 @@ Grading has two steps:
      (``rewards.length``), and with one close only that pricing decides.
    The answer part is the text after the one ``</think>`` (the whole text when the completion never opens a
    thinking: a model without reasoning). Its boxed answers are graded as TRL's ``accuracy_reward`` and
-   math-verify grade a completion: one ``\\boxed{...}`` alone, several (``\\boxed{-2} \\text{ and }
-   \\boxed{1}``) as the span from the first to the last box, which math-verify reads as the set of them. Without
+   math-verify grade a completion: one ``\\boxed{...}`` alone; several (``\\boxed{-2} \\text{ and }
+   \\boxed{1}``), or a box followed by more text, as the text from the first box on (``max_answer_chars``
+   past the last box), which math-verify reads as TRL's parse of the whole completion does (the set of the
+   boxes, or a final ``The final answer is $x$`` after boxed intermediate values). Without
    a box, the fallback (``GradingConfig.tail_fallback``, off by default: it gives false positives such as gold 1
    against ``The answer is $1/3.$``) is the answer part's last ``max_answer_chars`` characters, never the
    thinking. A boxed answer longer than ``max_answer_chars`` scores 0.
@@ -58,6 +60,7 @@ Candidate = tuple[str, str]  # (kind, text): kind is "boxed" or "tail" (rewards.
 
 EVAL_GRADING = GradingConfig(normalization="full")  # evaluation: the normalisation standard harnesses use
 REASONS = ("truncated", "unclosed", "several_closes", "no_answer")
+_TRIVIAL_TAIL = " \t\n.$\\])"  # what may follow a lone final box without changing how math-verify reads it
 
 
 def answer_part(text: str, opened: bool = False, open_text: str = THINK_OPEN,
@@ -87,7 +90,10 @@ def extract_answer(
     if spans:
         if any(b - a > max_answer_chars + 8 for a, b in spans):
             return None
-        return BOXED, answer[spans[0][0] : spans[-1][1]]
+        (first, _), (_, last) = spans[0], spans[-1]
+        if len(spans) == 1 and not answer[last:].strip(_TRIVIAL_TAIL):
+            return BOXED, answer[first:last]  # the common case: one box, nothing after it
+        return BOXED, answer[first : last + max_answer_chars]  # what math-verify may read after the boxes too
     if not tail_fallback:
         return None
     tail = answer[-max_answer_chars:]

@@ -5,6 +5,10 @@ the whole batch (mixing prompts is a known bug of a popular reference implementa
 content, not by position: two completions are in one group when they have the same ``id`` column value (when
 the dataset has one) and the same prompt. GRPOTrainer does put each prompt's ``num_generations`` completions
 next to each other, but keying on content also keeps groups right for interleaved or partial batches.
+
+Lengths are those of ``rewards.length`` (``length_of``): ``thinking`` = T + answer tokens beyond
+``RewardContext.answer_allowance``, so reasoning moved after an early ``</think>`` is priced; ``completion`` =
+every generated token. Correctness needs exactly one ``</think>`` and an end-of-sequence (``rewards.correctness``).
 """
 
 from __future__ import annotations

@@ -106,8 +106,9 @@ class Tldr:
         normalized:  r = c - w_t * (L + max(0, F_t - L)) / B_t
     The paper's budgets and weights are not public: they come from the tier table (recipe ``tiers:``). The floor
     (default 0: none) is lcrl's addition: under ``budget: mixed`` it gives the longer tiers a reason to stay longer
-    (without it every tier collapses to the shortest). The penalty applies to wrong answers too. ``length_of``
-    defaults to the thinking, which the budgets measure.
+    (without it every tier collapses to the shortest). The penalty applies to wrong answers too. L is
+    ``length_of``: by default the thinking the budgets measure, priced as T + answer tokens beyond the allowance
+    (module docstring), so closing early and reasoning after ``</think>`` costs the same as thinking.
     """
 
     def __init__(self, ctx: RewardContext, shape: str = "excess", length_of: str = "thinking") -> None:
@@ -182,7 +183,8 @@ class L1Exact(_L1):
 
     The target n comes from the prompt ("Think for n tokens.", ``target=prompt``), a column (``target=column``,
     ``target_column``) or the tier's budget (``target=tier``). Authors' constants: alpha = 0.0003,
-    n ~ U[100, 4000]; L counts the generated tokens (``length_of=completion``).
+    n ~ U[100, 4000]; L counts the generated tokens (``length_of=completion``, EOS included; ``thinking``:
+    T + answer tokens beyond the allowance).
     """
 
     name = "l1_exact"
@@ -197,7 +199,7 @@ class L1Max(_L1):
     """LCPO-Max (L1, Aggarwal and Welleck 2025, arXiv 2503.04697): r = c * clip(alpha * (n_target - L) + delta, 0, 1).
 
     Prompt instruction "Think for maximum n tokens."; target sources as in ``l1_exact``. Authors' constants:
-    alpha = 0.0003, delta = 0.5.
+    alpha = 0.0003, delta = 0.5. L as in ``l1_exact`` (default: every generated token).
     """
 
     name = "l1_max"
@@ -229,7 +231,8 @@ class ThinkPrune:
     A completion earns its correctness only if it finished within the length limit. ``limit``: a number of
     tokens, or ``None`` for the budget of the example's tier. The paper tightens the limit in rounds
     (4k -> 3k -> 2k tokens): run one recipe per round with a smaller ``limit``. L counts the whole completion
-    by default (the paper's generation limit); ``length_of=thinking`` limits the thinking only.
+    by default (the paper's generation limit); ``length_of=thinking`` limits the thinking (T + answer tokens
+    beyond the allowance, module docstring).
     """
 
     def __init__(self, ctx: RewardContext, limit: int | None = None, length_of: str = "completion") -> None:

@@ -230,3 +230,14 @@ def test_refresh_targets_keep_their_thinking(cell):
     assert rollout.correct == 1.0 and rollout.thinking_tokens == think and rollout.tokens == len(ids)
     thinking, answer = split_thinking(rollout.text)  # the markers are in the text, special tokens or not
     assert thinking is not None and thinking.strip() == THINKING and answer == ANSWER
+
+
+def test_format_reward_sees_the_markers_trl_decoded_away(cell):
+    from rewards.registry import RewardContext
+    from rewards.trl_wrappers import Format
+
+    ids, _ = cell.completion()
+    reward = Format(RewardContext(grading=GRADING, completion_format=cell.fmt))
+    assert reward(None, [cell.trl_text(ids)], completion_ids=[ids]) == [1.0]
+    unclosed = cell.encode(cell.head() + THINKING + ANSWER) + [cell.eos]
+    assert reward(None, [cell.trl_text(unclosed)], completion_ids=[unclosed]) == [0.0]
