@@ -281,7 +281,8 @@ class Correctness:
     Source: the verifiable reward of DeepSeek-R1 (Guo et al. 2025, arXiv 2501.12948) as TRL's ``accuracy_reward``
     implements it with math-verify; here restricted to the answer after the one ``</think>`` of a completion that
     ended by end-of-sequence, with a hard per-item time limit and parallel grading (see the module docstring).
-    Gold: the ``solution`` column. Logs ``correctness/truncated`` (share cut at the length limit, scored 0).
+    Gold: the ``solution`` column. ``rewards.metrics`` logs ``correctness/truncated`` (the share cut at the
+    length limit, scored 0 under ``zero_truncated``) whatever the recipe.
     """
 
     def __init__(self, ctx: RewardContext) -> None:
@@ -289,9 +290,4 @@ class Correctness:
         self.__name__ = "correctness"
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
-        scores = context_correctness(self.ctx, completions, solution, completion_ids)
-        log_metric = kwargs.get("log_metric")
-        fmt = self.ctx.reading()
-        if log_metric is not None and completion_ids and fmt is not None and fmt.eos_ids:
-            log_metric("correctness/truncated", sum(map(fmt.is_truncated, completion_ids)) / len(completion_ids))
-        return scores
+        return context_correctness(self.ctx, completions, solution, completion_ids)

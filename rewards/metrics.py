@@ -5,6 +5,8 @@ For each tier present in the batch (the ``tier`` column; ``all`` when the datase
                                  ``rewards.length``: ``RewardContext.metrics_length_of``)
     tiers/<tier>/within_budget   share of completions whose length is <= the tier's budget (``data.budgets``)
     tiers/<tier>/accuracy        share of correct answers (``rewards.correctness``; needs the ``solution`` column)
+    correctness/truncated        share of completions cut at the length limit (no EOS at the end), which
+                                 correctness scores 0 (``GradingConfig.zero_truncated``); needs the completion format
 GRPOTrainer passes ``log_metric(name, value)`` to every reward function and averages each metric over the
 logging step. ``build_rewards`` wraps the recipe's first reward in ``TierMetrics`` so the metrics are logged
 once per batch whatever the recipe; the correctness verdicts come from the grader's cache when another reward
@@ -62,4 +64,7 @@ class TierMetrics:
             correct = None if solution is None else context_correctness(self.ctx, completions, solution, completion_ids)
             for name, value in tier_metrics(lengths, kwargs.get("tier"), self.ctx.tiers, correct).items():
                 log_metric(name, float(value))
+            fmt = self.ctx.reading()
+            if fmt is not None and fmt.eos_ids:
+                log_metric("correctness/truncated", sum(map(fmt.is_truncated, completion_ids)) / len(completion_ids))
         return rewards

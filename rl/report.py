@@ -4,9 +4,9 @@ A row is one (model, benchmark, tier, mode, control) run. Metrics (``summarize``
 with ``k`` samples per problem (the mean correctness over all samples; ``pass_at_k`` is the share of problems with
 at least one correct sample), over the problems whose gold answer parses (``unparsable_gold`` counts the others,
 excluded); mean and median thinking tokens (up to and including ``</think>``, of any token shape:
-``data.completion_format``); mean answer tokens (after it); mean total tokens; ``within_budget`` = share of completions whose thinking fits the tier's
-budget; ``truncated`` = share cut at the token limit; with budget forcing also ``forced`` (share closed at the
-cap) and ``waits_mean``. The Pareto plot of these rows is ``rl/plots.py``.
+``data.completion_format``); mean answer tokens (after it); mean total tokens; ``within_budget`` = share of
+completions whose thinking fits the tier's budget; ``truncated`` = share cut at the token limit; with budget
+forcing also ``forced`` (share closed at the cap) and ``waits_mean``. The Pareto plot of these rows is ``rl/plots.py``.
 """
 
 from __future__ import annotations

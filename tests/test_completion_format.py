@@ -28,7 +28,8 @@ GRADING = GradingConfig(workers=0)
 # DeepSeek-R1-Distill-Qwen's template (tokenizer_config.json of deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B), reduced
 # to user/assistant turns: the generation prompt ends with "<｜Assistant｜><think>\n".
 R1_DISTILL = (
-    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '<｜User｜>' + message['content'] }}"
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ '<｜User｜>' + message['content'] }}"
     "{% elif message['role'] == 'assistant' %}{% set content = message['content'] %}{% if '</think>' in content %}"
     "{% set content = content.split('</think>')[-1] %}{% endif %}{{ '<｜Assistant｜>' + content + "
     "'<｜end▁of▁sentence｜>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}"
@@ -36,7 +37,8 @@ R1_DISTILL = (
 )
 # Qwen3 thinking template (Qwen/Qwen3-4B-Thinking-2507), reduced: ChatML turns, the generation prompt opens <think>.
 QWEN3_THINKING = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}"
 )
 TEMPLATES = {"chatml": None, "r1_distill": R1_DISTILL, "qwen3_thinking": QWEN3_THINKING}

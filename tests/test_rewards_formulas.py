@@ -310,3 +310,19 @@ def test_metrics_logged_through_log_metric_once_per_batch():
         "tiers/short/mean_length": [8.0], "tiers/short/within_budget": [0.5], "tiers/short/accuracy": [0.5],
         "tiers/long/mean_length": [50.0], "tiers/long/within_budget": [0.0], "tiers/long/accuracy": [1.0],
     }  # fmt: skip
+
+
+def test_truncated_completions_score_zero_in_every_reward_and_are_logged():
+    from data.completion_format import CompletionFormat
+
+    fmt = CompletionFormat.from_ids([END], eos_ids=[0])
+    ctx = RewardContext(tiers=TIERS, completion_format=fmt, grading=GradingConfig(workers=0))
+    funcs, _ = build_rewards([{"name": "correctness"}, {"name": "tldr"}], ctx)
+    logged: dict[str, list[float]] = {}
+    completion_ids = [ids(4, 3) + [0], ids(4, 3)]  # the second never reached EOS: cut at the length limit
+    columns = {"solution": ["5"] * 2, "tier": ["short"] * 2,
+               "log_metric": lambda k, v: logged.setdefault(k, []).append(v)}
+    correct, tldr = [f(prompts=["a", "a"], completions=right(2), completion_ids=completion_ids, **columns)
+                     for f in funcs]
+    assert correct == [1.0, 0.0] and tldr[0] == 1.0 and tldr[1] <= 0.0
+    assert logged["correctness/truncated"] == [0.5]

@@ -12,8 +12,9 @@ it reports accuracy (pass@1 greedy; avg@k with ``num_samples: k`` and ``temperat
 thinking tokens, answer tokens, total tokens, the share within the tier's budget and the truncation rate
 (``rl.report.summarize``). Grading (``rewards.correctness.EVAL_GRADING``): math-verify's full normalisation, as
 standard harnesses grade; a completion cut at the token limit or whose thinking never closed scores 0; a problem
-whose gold answer does not parse is left out of the accuracy and counted (``unparsable_gold``). Optionally the same with the thinking skipped (prefilled ``<think></think>``), which
-shows how much the model needs its reasoning, and on the synthetic task the oracle rows: the essential-steps-only
+whose gold answer does not parse is left out of the accuracy and counted (``unparsable_gold``). Optionally the
+same with the thinking skipped (prefilled ``<think></think>``, without ``<think>`` when the template opened it),
+which shows how much the model needs its reasoning, and on the synthetic task the oracle rows: the essential-steps-only
 traces and the full traces the SFT data came from.
 
 Outputs in ``output_dir``: ``results.json`` (rows + config), ``results.md`` (the table, also printed),
