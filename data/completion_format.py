@@ -40,7 +40,6 @@ from data.format import THINK_CLOSE, THINK_OPEN, completion_text
 logger = logging.getLogger(__name__)
 
 _PROBE = [{"role": "user", "content": "What is 1+1?"}]
-MARKER_SHAPES = ("single", "multi", "absent")  # one token, several tokens, or no tokenizer to tell
 
 
 @dataclass(frozen=True)
@@ -108,10 +107,6 @@ class CompletionFormat:
     def close_id(self) -> int | None:
         """The id of the close marker when it is exactly one token (what a stop token or a logit needs), else None."""
         return self.close_ids[0] if len(self.close_ids) == 1 else None
-
-    @property
-    def shape(self) -> str:
-        return "absent" if not self.close_ids else "single" if len(self.close_ids) == 1 else "multi"
 
     def prompt_opens(self, prompt: str) -> bool:
         """Whether a rendered prompt already opens the thinking (ends with the open marker, whitespace allowed)."""

@@ -94,11 +94,6 @@ def chat_prompts(
     ]
 
 
-def think_end_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
-    """The id of ``</think>`` when the tokenizer has it as one token, else ``None`` (``CompletionFormat.close_id``)."""
-    return CompletionFormat.from_tokenizer(tokenizer).close_id
-
-
 def stop_token_of(fmt: CompletionFormat) -> int:
     """The one token stop-token temperature scaling boosts; a clear error when the close marker is several."""
     if fmt.close_id is None:
