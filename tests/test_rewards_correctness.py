@@ -84,6 +84,7 @@ def test_unclosed_several_closes_and_truncated_score_zero():
              "<think>6*7</think> \\boxed{42}"]  # cut at the length limit (flag)
     assert grader.grade(texts, ["42"] * 4, truncated=[False, False, False, True], opened=True) == [0, 1, 0, 0]
     assert grader.rejected == {"unclosed": 1, "several_closes": 1, "truncated": 1}
+    assert grade(texts[0], "42") == 0.0  # issue 11's example: no box, and the tail fallback is opt-in
     assert grade(texts[0], "42", GradingConfig(workers=0, tail_fallback=True)) == 1.0  # not opened: no thinking
     keep = Grader(GradingConfig(workers=0, zero_truncated=False))
     assert keep.grade(texts[3:], ["42"], truncated=[True]) == [1.0]
