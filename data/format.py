@@ -57,6 +57,26 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def boxed_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every balanced ``\\boxed{...}`` / ``\\fbox{...}`` in ``text``, in order (nested ones
+    are inside their outer box and not listed); an unbalanced box ends the search."""
+    spans, i = [], 0
+    while True:
+        starts = [(text.find(m, i), m) for m in ("\\boxed{", "\\fbox{")]
+        starts = [(s, m) for s, m in starts if s >= 0]
+        if not starts:
+            return spans
+        start, marker = min(starts)
+        depth, j = 1, start + len(marker)
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth:
+            return spans
+        spans.append((start, j))
+        i = j
+
+
 def parse_completion(text: str) -> ParsedCompletion:
     thinking, answer = split_thinking(text)
     return ParsedCompletion(thinking=thinking, answer=answer, boxed=last_boxed(answer))
@@ -69,13 +89,3 @@ def completion_text(completion: str | Sequence[dict] | dict) -> str:
     if isinstance(completion, dict):
         return str(completion.get("content", ""))
     return "".join(str(m.get("content", "")) for m in completion)
-
-
-def count_until(ids: Sequence[int], stop_id: int | None) -> int:
-    """Number of tokens up to and including the first ``stop_id``; all of them if it never occurs."""
-    if stop_id is None:
-        return len(ids)
-    for i, tok in enumerate(ids):
-        if tok == stop_id:
-            return i + 1
-    return len(ids)

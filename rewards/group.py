@@ -5,6 +5,10 @@ the whole batch (mixing prompts is a known bug of a popular reference implementa
 content, not by position: two completions are in one group when they have the same ``id`` column value (when
 the dataset has one) and the same prompt. GRPOTrainer does put each prompt's ``num_generations`` completions
 next to each other, but keying on content also keeps groups right for interleaved or partial batches.
+
+Lengths are those of ``rewards.length`` (``length_of``): ``thinking`` = T + answer tokens beyond
+``RewardContext.answer_allowance``, so reasoning moved after an early ``</think>`` is priced; ``completion`` =
+every generated token. Correctness needs exactly one ``</think>`` and an end-of-sequence (``rewards.correctness``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 from collections.abc import Sequence
 from statistics import fmean, pstdev
 
-from rewards.correctness import correctness_scores
+from rewards.correctness import context_correctness
 from rewards.length import check_length_of, lengths_of
 from rewards.registry import RewardContext, register
 
@@ -54,7 +58,7 @@ class Kimi:
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         rewards = [0.0] * len(lengths)
         for group in group_indices(prompts, kwargs.get("id")):
             lo, hi = min(lengths[i] for i in group), max(lengths[i] for i in group)
@@ -94,7 +98,7 @@ class Efficiency:
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         rewards = [0.0] * len(lengths)
         for group in group_indices(prompts, kwargs.get("id")):
             right = [lengths[i] for i in group if correct[i]]

@@ -1,8 +1,16 @@
 """Length-regularised rewards on token lengths: ``tldr``, ``l1_exact``, ``l1_max``, ``thinkprune``.
 
-Lengths are token counts from ``completion_ids``: ``length_of="thinking"`` counts the thinking (tokens up to and
-including the first ``</think>``, ``RewardContext.think_end_id``; all tokens if the thinking never closes),
-``length_of="completion"`` the whole completion. c is the correctness in {0, 1} (``rewards.correctness``).
+Lengths are token counts from ``completion_ids``, read by ``RewardContext.completion_format``
+(``data.completion_format``: a close marker of one or several tokens, robust to merges):
+
+    length_of="thinking":    L = T + max(0, A - answer_allowance)
+    length_of="completion":  L = len(completion_ids)   (EOS included, as TRL counts)
+
+with T the thinking tokens (up to and including the first ``</think>``; all tokens if the thinking never closes)
+and A the answer tokens after it (``RewardContext.answer_allowance``, default 64). The allowance makes the
+thinking length price what the model spends: "10 tokens, ``</think>``, 3000 tokens of reasoning, answer" costs
+about 3000, not 10, so no recipe rewards closing the thinking early and reasoning after it (the correctness
+grader also requires exactly one ``</think>`` for credit). c is the correctness in {0, 1} (``rewards.correctness``).
 Tiers (``short | medium | long``) come from ``data.budgets`` through ``RewardContext.tiers``; the tier of each
 example is its ``tier`` column, so one batch can mix tiers.
 """
@@ -14,8 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from data.budgets import TIER_NAMES, Tier
-from data.format import count_until
-from rewards.correctness import correctness_scores
+from data.completion_format import CompletionFormat
+from rewards.correctness import context_correctness
 from rewards.registry import RewardContext, register
 
 logger = logging.getLogger(__name__)
@@ -27,13 +35,27 @@ TARGETS = ("prompt", "column", "tier")
 TARGET_IN_PROMPT = re.compile(r"think\s+for\s+(?:maximum\s+|at\s+most\s+|up\s+to\s+)?(\d+)\s+tokens", re.IGNORECASE)
 
 
-def token_lengths(completion_ids: Sequence[Sequence[int]], length_of: str, think_end_id: int | None) -> list[int]:
-    """Thinking length (tokens up to and including ``</think>``) or whole-completion length per completion."""
+def token_lengths(
+    completion_ids: Sequence[Sequence[int]], length_of: str, fmt: CompletionFormat | int | None,
+    answer_allowance: int | None = None,
+) -> list[int]:
+    """Per completion: ``thinking`` = T (+ answer tokens beyond ``answer_allowance`` when given, module
+    docstring) or ``completion`` = all tokens. ``fmt``: the completion format, a one-token close id, or ``None``
+    (then the thinking is the whole completion)."""
     if length_of not in LENGTH_OF:
         raise ValueError(f"unknown length_of {length_of!r}; allowed: {', '.join(LENGTH_OF)}")
     if length_of == "completion":
         return [len(ids) for ids in completion_ids]
-    return [count_until(ids, think_end_id) for ids in completion_ids]
+    if fmt is None:
+        return [len(ids) for ids in completion_ids]
+    if isinstance(fmt, int):
+        fmt = CompletionFormat.from_ids([fmt])
+    out = []
+    for ids in completion_ids:
+        think = fmt.thinking_tokens(ids)
+        extra = 0 if answer_allowance is None else max(0, len(fmt.content(ids)) - think - answer_allowance)
+        out.append(think + extra)
+    return out
 
 
 def check_length_of(length_of: str, ctx: RewardContext, reward: str) -> str:
@@ -47,14 +69,16 @@ _warned_no_think_end = False
 
 
 def lengths_of(completion_ids: Sequence[Sequence[int]] | None, length_of: str, ctx: RewardContext) -> list[int]:
-    """``token_lengths`` for a reward call; warns once when thinking lengths cannot find ``</think>``."""
+    """``token_lengths`` for a reward call (thinking priced with the context's answer allowance); warns once when
+    thinking lengths cannot find ``</think>``."""
     global _warned_no_think_end
     if completion_ids is None:
         raise ValueError("length rewards need completion_ids (TRL's GRPOTrainer passes them)")
-    if length_of == "thinking" and ctx.think_end_id is None and not _warned_no_think_end:
-        logger.warning("RewardContext.think_end_id is unknown: thinking lengths count the whole completion")
+    fmt = ctx.reading()
+    if length_of == "thinking" and fmt is None and not _warned_no_think_end:
+        logger.warning("RewardContext has no completion format: thinking lengths count the whole completion")
         _warned_no_think_end = True
-    return token_lengths(completion_ids, length_of, ctx.think_end_id)
+    return token_lengths(completion_ids, length_of, fmt, ctx.answer_allowance)
 
 
 def tier_specs(tier: Sequence[str] | None, tiers: Mapping[str, Tier], reward: str) -> list[Tier]:
@@ -82,8 +106,9 @@ class Tldr:
         normalized:  r = c - w_t * (L + max(0, F_t - L)) / B_t
     The paper's budgets and weights are not public: they come from the tier table (recipe ``tiers:``). The floor
     (default 0: none) is lcrl's addition: under ``budget: mixed`` it gives the longer tiers a reason to stay longer
-    (without it every tier collapses to the shortest). The penalty applies to wrong answers too. ``length_of``
-    defaults to the thinking, which the budgets measure.
+    (without it every tier collapses to the shortest). The penalty applies to wrong answers too. L is
+    ``length_of``: by default the thinking the budgets measure, priced as T + answer tokens beyond the allowance
+    (module docstring), so closing early and reasoning after ``</think>`` costs the same as thinking.
     """
 
     def __init__(self, ctx: RewardContext, shape: str = "excess", length_of: str = "thinking") -> None:
@@ -96,7 +121,7 @@ class Tldr:
     def __call__(self, prompts, completions, completion_ids=None, solution=None, tier=None, **kwargs) -> list[float]:
         specs = tier_specs(tier, self.ctx.tiers, "tldr")
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         rewards = []
         for c, n, spec in zip(correct, lengths, specs, strict=True):
             over = max(0, n - spec.budget) if self.shape == "excess" else n
@@ -148,7 +173,7 @@ class _L1:
     def _inputs(self, prompts, completions, completion_ids, solution, kwargs):
         targets = target_lengths(self.target, prompts, kwargs, self.target_column, self.ctx)
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         return correct, lengths, targets
 
 
@@ -158,7 +183,8 @@ class L1Exact(_L1):
 
     The target n comes from the prompt ("Think for n tokens.", ``target=prompt``), a column (``target=column``,
     ``target_column``) or the tier's budget (``target=tier``). Authors' constants: alpha = 0.0003,
-    n ~ U[100, 4000]; L counts the generated tokens (``length_of=completion``).
+    n ~ U[100, 4000]; L counts the generated tokens (``length_of=completion``, EOS included; ``thinking``:
+    T + answer tokens beyond the allowance).
     """
 
     name = "l1_exact"
@@ -173,7 +199,7 @@ class L1Max(_L1):
     """LCPO-Max (L1, Aggarwal and Welleck 2025, arXiv 2503.04697): r = c * clip(alpha * (n_target - L) + delta, 0, 1).
 
     Prompt instruction "Think for maximum n tokens."; target sources as in ``l1_exact``. Authors' constants:
-    alpha = 0.0003, delta = 0.5.
+    alpha = 0.0003, delta = 0.5. L as in ``l1_exact`` (default: every generated token).
     """
 
     name = "l1_max"
@@ -205,7 +231,8 @@ class ThinkPrune:
     A completion earns its correctness only if it finished within the length limit. ``limit``: a number of
     tokens, or ``None`` for the budget of the example's tier. The paper tightens the limit in rounds
     (4k -> 3k -> 2k tokens): run one recipe per round with a smaller ``limit``. L counts the whole completion
-    by default (the paper's generation limit); ``length_of=thinking`` limits the thinking only.
+    by default (the paper's generation limit); ``length_of=thinking`` limits the thinking (T + answer tokens
+    beyond the allowance, module docstring).
     """
 
     def __init__(self, ctx: RewardContext, limit: int | None = None, length_of: str = "completion") -> None:
@@ -221,5 +248,5 @@ class ThinkPrune:
             limits = [spec.budget for spec in tier_specs(tier, self.ctx.tiers, "thinkprune")]
         else:
             limits = [self.limit] * len(lengths)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         return [c if L <= limit else 0.0 for c, L, limit in zip(correct, lengths, limits, strict=True)]

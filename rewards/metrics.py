@@ -1,9 +1,12 @@
 """Per-tier metrics logged through TRL's ``log_metric`` so that W&B shows them for every run.
 
 For each tier present in the batch (the ``tier`` column; ``all`` when the dataset has none):
-    tiers/<tier>/mean_length     mean token length (thinking by default: ``RewardContext.metrics_length_of``)
+    tiers/<tier>/mean_length     mean token length (thinking by default, T without the answer allowance of
+                                 ``rewards.length``: ``RewardContext.metrics_length_of``)
     tiers/<tier>/within_budget   share of completions whose length is <= the tier's budget (``data.budgets``)
     tiers/<tier>/accuracy        share of correct answers (``rewards.correctness``; needs the ``solution`` column)
+    correctness/truncated        share of completions cut at the length limit (no EOS at the end), which
+                                 correctness scores 0 (``GradingConfig.zero_truncated``); needs the completion format
 GRPOTrainer passes ``log_metric(name, value)`` to every reward function and averages each metric over the
 logging step. ``build_rewards`` wraps the recipe's first reward in ``TierMetrics`` so the metrics are logged
 once per batch whatever the recipe; the correctness verdicts come from the grader's cache when another reward
@@ -16,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from data.budgets import Tier
-from rewards.correctness import correctness_scores
+from rewards.correctness import context_correctness
 from rewards.length import token_lengths
 from rewards.registry import RewardContext, RewardFunc
 
@@ -56,9 +59,12 @@ class TierMetrics:
         rewards = self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
         log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
         if log_metric is not None and completion_ids is not None and len(completion_ids):
-            lengths = token_lengths(completion_ids, self.ctx.metrics_length_of, self.ctx.think_end_id)
+            lengths = token_lengths(completion_ids, self.ctx.metrics_length_of, self.ctx.reading())
             solution = kwargs.get("solution")
-            correct = None if solution is None else correctness_scores(completions, solution, self.ctx.grading)
+            correct = None if solution is None else context_correctness(self.ctx, completions, solution, completion_ids)
             for name, value in tier_metrics(lengths, kwargs.get("tier"), self.ctx.tiers, correct).items():
                 log_metric(name, float(value))
+            fmt = self.ctx.reading()
+            if fmt is not None and fmt.eos_ids:
+                log_metric("correctness/truncated", sum(map(fmt.is_truncated, completion_ids)) / len(completion_ids))
         return rewards

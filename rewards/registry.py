@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data.budgets import DEFAULT_TIERS, Tier
+from data.completion_format import CompletionFormat
 
 RewardFunc = Callable[..., list[float | None]]
 RewardFactory = Callable[..., RewardFunc]
@@ -35,7 +36,11 @@ class GradingConfig:
         max_answer_chars: longest boxed answer (or fallback answer tail) considered; longer boxed answers score 0.
         memory_limit_mb: address-space limit of each worker process (0: none).
         normalization: ``trl`` parses boxed answers exactly as TRL's ``accuracy_reward`` (identical rewards);
-            ``full`` adds math-verify's default normalisation, which also reads shorthand such as ``\\frac43``.
+            ``full`` adds math-verify's default normalisation, which also reads shorthand such as ``\\frac43``
+            (evaluation uses it: ``rewards.correctness.EVAL_GRADING``).
+        zero_truncated: a completion cut at the length limit (no end-of-sequence id at its end) scores 0.
+        tail_fallback: without a ``\\boxed{}`` answer, look for any expression in the answer part's tail
+            (never in the thinking); off by default, as it gives false positives on unboxed text.
     """
 
     timeout: float = 5.0
@@ -44,6 +49,8 @@ class GradingConfig:
     max_answer_chars: int = 1000
     memory_limit_mb: int = 4096
     normalization: str = "trl"
+    zero_truncated: bool = True
+    tail_fallback: bool = False
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -71,8 +78,12 @@ class RewardContext:
 
     Attributes:
         tiers: the resolved tier table (``data.budgets.resolve_tiers``).
-        think_end_id: token id of ``</think>``; thinking lengths count tokens up to and including it. When it is
-            ``None`` a thinking length is the whole completion's.
+        completion_format: how completions read for the policy's tokenizer and template
+            (``data.completion_format``): thinking markers of any shape, the template's open thinking, EOS ids.
+        think_end_id: shorthand for a one-token close marker when no ``completion_format`` is given (tests,
+            synthetic ids). With neither, a thinking length is the whole completion's.
+        answer_allowance: answer tokens after ``</think>`` that the ``thinking`` length of the length rewards does
+            not charge (``rewards.length``); beyond it, reasoning moved after the close counts as thinking.
         grading: how correctness is graded (time limit, worker processes), shared by all rewards.
         tier_metrics: log per-tier length, budget compliance and accuracy through TRL's ``log_metric``
             (``rewards.metrics``), once per batch, alongside the first reward of the recipe.
@@ -83,8 +94,16 @@ class RewardContext:
     tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     think_end_id: int | None = None
     grading: GradingConfig = field(default_factory=GradingConfig)
+    completion_format: CompletionFormat | None = None
+    answer_allowance: int = 64
     tier_metrics: bool = True
     metrics_length_of: str = "thinking"
+
+    def reading(self) -> CompletionFormat | None:
+        """The completion format: ``completion_format``, else one built from ``think_end_id``, else ``None``."""
+        if self.completion_format is not None:
+            return self.completion_format
+        return None if self.think_end_id is None else CompletionFormat.from_ids([self.think_end_id])
 
 
 REGISTRY: dict[str, RewardFactory] = {}

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from trl.rewards import get_cosine_scaled_reward, get_soft_overlong_punishment, think_format_reward
 
 from data.format import THINK_CLOSE, THINK_OPEN, completion_text, last_boxed, split_thinking
-from rewards.correctness import correctness_scores
+from rewards.correctness import context_correctness
 from rewards.length import check_length_of, lengths_of
 from rewards.registry import RewardContext, register
 
@@ -39,7 +39,8 @@ class Cosine:
 
     Correctness is the project's grader: TRL's function grades with its own ``accuracy_reward``, so it is
     given stand-in completions (``\\boxed{1}`` against gold 1 when correct, 0 when wrong) and computes only
-    the schedule. ``length_of`` defaults to the whole completion, as in TRL.
+    the schedule. L: ``length_of``, by default the whole completion (EOS included), as in TRL; ``thinking`` is
+    T + answer tokens beyond the allowance (``rewards.length``).
     """
 
     def __init__(
@@ -64,7 +65,7 @@ class Cosine:
 
     def __call__(self, prompts, completions, completion_ids=None, solution=None, **kwargs) -> list[float]:
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
-        correct = correctness_scores(completions, solution, self.ctx.grading)
+        correct = context_correctness(self.ctx, completions, solution, completion_ids)
         rewards = self.trl_reward(
             completions=[_PROXY_COMPLETION] * len(correct),
             solution=[_PROXY_GOLD[bool(c)] for c in correct],
@@ -82,7 +83,7 @@ class Overlong:
     r = 0 if L <= L_max - L_cache;  (L_max - L_cache - L) / L_cache if L_max - L_cache < L <= L_max;  -1 beyond.
     Computed by TRL's ``get_soft_overlong_punishment``. ``max_completion_len`` (L_max) should be the trainer's
     ``max_completion_length``; ``soft_punish_cache`` (L_cache) defaults to L_max / 5 (DAPO: 20480 and 4096).
-    ``length_of`` defaults to the whole completion (what truncation cuts).
+    L: ``length_of``, by default the whole completion (what truncation cuts); ``thinking`` as in ``rewards.length``.
     """
 
     def __init__(
@@ -130,14 +131,21 @@ class Format:
     TRL's ``think_format_reward`` (the completion starts with ``<think>``, has no second ``<think>``, and closes
     it); on top of it this requires a single ``</think>`` and exactly one non-empty, balanced ``\\boxed{...}``
     after it. ``think_in_prompt``: the chat template already opens the thinking (R1-distilled models' templates
-    end the prompt with ``<think>``), so a completion that starts inside the thinking is accepted.
+    end the prompt with ``<think>``), so a completion that starts inside the thinking is accepted; default: read
+    from ``RewardContext.completion_format``. Special-token markers are read from ``completion_ids`` (TRL's
+    decoded text drops them).
     """
 
-    def __init__(self, ctx: RewardContext, think_in_prompt: bool = False) -> None:
-        if not isinstance(think_in_prompt, bool):
+    def __init__(self, ctx: RewardContext, think_in_prompt: bool | None = None) -> None:
+        if think_in_prompt is not None and not isinstance(think_in_prompt, bool):
             raise ValueError(f"format: think_in_prompt must be true or false, got {think_in_prompt!r}")
-        self.think_in_prompt = think_in_prompt
+        fmt = ctx.reading()
+        if think_in_prompt is None:
+            think_in_prompt = bool(fmt is not None and fmt.opened_by_template)
+        self.ctx, self.think_in_prompt = ctx, think_in_prompt
         self.__name__ = "format"
 
-    def __call__(self, prompts, completions, **kwargs) -> list[float]:
-        return [float(well_formed(completion_text(c), self.think_in_prompt)) for c in completions]
+    def __call__(self, prompts, completions, completion_ids=None, **kwargs) -> list[float]:
+        fmt = self.ctx.reading()
+        texts = [completion_text(c) for c in completions] if fmt is None else fmt.texts(completions, completion_ids)
+        return [float(well_formed(t, self.think_in_prompt)) for t in texts]

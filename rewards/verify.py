@@ -141,6 +141,21 @@ def parse_gold(gold: str, soft_timeout: int | None = None, normalization: str = 
     return tuple(parsed)
 
 
+def gold_parses(gold: str | None, normalization: str = "trl") -> bool:
+    """Whether math-verify reads ``gold`` as a mathematical object: ``parse_gold`` (the grader's own reading of
+    the gold) gives at least one non-string result; prose such as "Answer is forty three." gives only strings.
+    TRL's ``accuracy_reward`` skips such a gold with ``None``; evaluation leaves it out of the accuracy and counts
+    it. Plain integers always parse."""
+    if gold is None or not str(gold).strip():
+        return False
+    if _INTEGER.fullmatch(str(gold).strip()):
+        return True
+    try:
+        return any(not isinstance(p, str) for p in parse_gold(str(gold), None, normalization))
+    except Exception:  # noqa: BLE001  math-verify's own failures: the gold cannot be read
+        return False
+
+
 def score_candidate(
     kind: str, candidate: str, gold: str, soft_timeout: int | None = 2, normalization: str = "trl"
 ) -> float:

@@ -28,6 +28,13 @@ Budget forcing (s1; Muennighoff et al. 2025, arXiv 2501.19393):
 It runs as rounds of the engine's ``generate_ids`` with ``</think>`` as an extra stop token, so it works the
 same on every backend: think (up to the remaining cap) -> on an early ``</think>``, "Wait" and think again -> on
 the cap, force the close -> decode the answers of all rows whose thinking is closed.
+
+The close marker is read from the engine's ``CompletionFormat`` (``data.completion_format``). When it is one
+token it is the stop token; when it is several BPE tokens (Qwen2.5, Llama-3, SmolLM2) no single id can stop the
+round, so a thinking round runs to its limit (or EOS) and the thinking is then cut just past the first marker
+found by decoding (robust to the marker merging with the next text); a forced close appends all the marker's
+token ids, so the thinking (marker included) is exactly the cap. Stop-token temperature scaling needs one
+token and refuses a multi-token marker with an error (``rl.generation.stop_token_of``).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from dataclasses import dataclass, replace
 import torch
 from transformers import LogitsProcessor
 
-from data.format import THINK_CLOSE
+from data.completion_format import CompletionFormat
 from rl.generation import Engine, Generation, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -137,9 +144,13 @@ def budget_forced_generate(
     """Completions under ``params.budget`` (see the module docstring); other params apply to every round."""
     bf = params.budget
     assert bf is not None
-    end = engine.think_end_id
-    if end is None:
-        raise ValueError(f"budget forcing needs {THINK_CLOSE!r} as a single token; this tokenizer does not have it")
+    fmt = engine.completion_format
+    if not fmt.close_ids:
+        raise ValueError(f"budget forcing needs the close marker {fmt.close_text!r}; this tokenizer cannot encode it")
+    if bf.think_cap is not None and bf.think_cap <= len(fmt.close_ids):
+        raise ValueError(f"think_cap {bf.think_cap} leaves no room before {fmt.close_text!r} "
+                         f"({len(fmt.close_ids)} tokens)")
+    stop_ids = [] if fmt.close_id is None else [fmt.close_id]
     tok = engine.tokenizer
     cue = tok.encode(bf.answer_cue, add_special_tokens=False) if bf.answer_cue else []
     wait = tok.encode(bf.wait_text, add_special_tokens=False)
@@ -155,12 +166,12 @@ def budget_forced_generate(
         gens = engine.generate_ids(
             [list(prompt_ids[i]) + rows[i].ids for i in todo],
             replace(think_params, seed=params.seed + round_),
-            stop_ids=[end],
+            stop_ids=stop_ids,
             limits=[think_limit - len(rows[i].ids) for i in todo],
             desc=f"{desc}/think{round_}",
         )
         for i, g in zip(todo, gens):
-            _after_think(rows[i], g, bf, end, cue, wait, think_limit, last_round=round_ == bf.max_waits)
+            _after_think(rows[i], g, bf, fmt, cue, wait, think_limit, last_round=round_ == bf.max_waits)
     todo = [i for i, r in enumerate(rows) if r.state == "answer"]
     if todo:
         gens = engine.generate_ids(
@@ -184,23 +195,37 @@ def _answer_limit(row: _Row, max_new_tokens: int, answer_tokens: int) -> int:
     return answer_tokens if row.forced else max(max_new_tokens - len(row.ids), answer_tokens)
 
 
+def _close_end(row: _Row, g: Generation, fmt: CompletionFormat) -> int | None:
+    """Index just past the first close marker in the row's ids after a round, or ``None`` if it is still open."""
+    if fmt.close_id is not None:
+        return len(row.ids) if g.stop_reason == "stop" else None
+    ends = fmt.close_ends(row.ids)
+    return ends[0] if ends else None
+
+
 def _after_think(
-    row: _Row, g: Generation, bf: BudgetForcing, end: int, cue: list[int], wait: list[int], limit: int,
+    row: _Row, g: Generation, bf: BudgetForcing, fmt: CompletionFormat, cue: list[int], wait: list[int], limit: int,
     last_round: bool,
 ) -> None:
     """Update one row after a thinking round: extend with "Wait", force the close, or move on to the answer."""
     row.ids += g.token_ids
-    if g.stop_reason == "stop":  # the model closed its thinking
+    end = _close_end(row, g, fmt)
+    if end is not None:  # the model closed its thinking
         can_wait = bf.extends and row.waits < bf.max_waits and not last_round
-        if can_wait and len(row.ids) < bf.min_think and len(row.ids) - 1 + len(wait) < limit:
-            row.ids = row.ids[:-1] + wait
+        start = fmt.close_start(row.ids, end)
+        if can_wait and end < bf.min_think and start + len(wait) < limit:
+            row.ids = row.ids[:start] + wait
             row.waits += 1
             return  # think again
+        if g.stop_reason == "eos" and end < len(row.ids):  # a multi-token marker: the answer came in this round
+            row.state, row.finished, row.stop_reason = "done", True, "eos"
+            return
+        row.ids = row.ids[:end]
         row.state = "answer"
     elif g.stop_reason == "eos":  # ended without closing the thinking: nothing more to decode
         row.state, row.finished, row.stop_reason = "done", True, "eos"
     elif bf.think_cap is not None and len(row.ids) >= limit:  # reached the cap: force the end of thinking
-        row.ids = row.ids[: limit - 1] + [end] + cue
+        row.ids = row.ids[: limit - len(fmt.close_ids)] + list(fmt.close_ids) + cue
         row.forced, row.state = True, "answer"
     else:  # no cap: truncated at max_new_tokens like a plain generate
         row.state, row.finished, row.stop_reason = "done", False, "length"

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from data.format import THINK_CLOSE
+from data.completion_format import CompletionFormat
 from rl.model_files import load_pretrained, resolve_model
 
 if TYPE_CHECKING:
@@ -94,12 +94,16 @@ def chat_prompts(
     ]
 
 
-def think_end_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
-    """The id of ``</think>`` when the tokenizer has it as one token, else ``None``."""
-    tid = tokenizer.convert_tokens_to_ids(THINK_CLOSE)
-    if not isinstance(tid, int) or tid == tokenizer.unk_token_id:
-        return None
-    return tid if tokenizer.encode(THINK_CLOSE, add_special_tokens=False) == [tid] else None
+def stop_token_of(fmt: CompletionFormat) -> int:
+    """The one token stop-token temperature scaling boosts; a clear error when the close marker is several."""
+    if fmt.close_id is None:
+        pieces = [fmt.tokenizer.decode([i]) for i in fmt.close_ids] if fmt.tokenizer is not None else fmt.close_ids
+        raise ValueError(
+            f"stop_tau scales the logit of one end-of-thinking token, but this tokenizer writes {fmt.close_text!r} as "
+            f"{len(fmt.close_ids)} tokens {pieces}: the first of them also starts other text, so no single logit "
+            "means 'stop thinking'. Use a thinking cap (budget forcing) instead, or add the marker as a token."
+        )
+    return fmt.close_id
 
 
 class Engine:
@@ -127,8 +131,18 @@ class Engine:
         return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
 
     @property
+    def completion_format(self) -> CompletionFormat:
+        """How this engine's completions read (markers, template, EOS ids), built once."""
+        fmt = self.__dict__.get("_completion_format")
+        if fmt is None:
+            fmt = CompletionFormat.from_tokenizer(self.tokenizer, eos_ids=sorted(self.eos_ids))
+            self.__dict__["_completion_format"] = fmt
+        return fmt
+
+    @property
     def think_end_id(self) -> int | None:
-        return think_end_id(self.tokenizer)
+        """The close marker's id when it is one token (``completion_format.close_id``), else ``None``."""
+        return self.completion_format.close_id
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "generate") -> list[Generation]:
         """Completions of text prompts, with the length controls in ``params`` applied."""
@@ -184,10 +198,8 @@ class TransformersEngine(Engine):
         if params.stop_tau != 1.0:
             from rl.controls import StopTokenScaling
 
-            tid = self.think_end_id
-            if tid is None:
-                raise ValueError(f"stop_tau needs {THINK_CLOSE!r} as a single token; this tokenizer does not have it")
-            processors.append(StopTokenScaling(tid, params.stop_tau, params.stop_top_k))
+            processors.append(StopTokenScaling(stop_token_of(self.completion_format), params.stop_tau,
+                                               params.stop_top_k))
         return processors
 
     @torch.inference_mode()

@@ -30,6 +30,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
+from data.completion_format import CompletionFormat
 from data.format import completion_text
 from data.prune_io import JsonlLog, read_jsonl, write_atomic, write_jsonl
 from rewards.correctness import correctness_scores
@@ -84,15 +85,18 @@ class RefreshGRPOTrainer(GRPOTrainer):
         questions: the bare question of each problem (for the SFT target rows).
         refresh_args: the refresh options.
         grading: how correctness is graded (the run's ``grading``).
-        think_end_id: token id of ``</think>`` (thinking lengths), or ``None``.
+        completion_format: how the policy's completions read (``data.completion_format``): thinking lengths, the
+            correctness of each rollout (truncated and unclosed score 0) and the text of SFT targets (markers kept
+            even when they are special tokens). ``None``: thinking is the whole completion.
         **kwargs: ``GRPOTrainer``'s arguments, without ``train_dataset`` (the pool's slots are the dataset).
     """
 
     def __init__(self, *, problems: Dataset, questions: Sequence[str], refresh_args: RefreshArguments,
-                 grading: GradingConfig | None = None, think_end_id: int | None = None, **kwargs) -> None:
+                 grading: GradingConfig | None = None, completion_format: CompletionFormat | None = None,
+                 **kwargs) -> None:
         if len(questions) != len(problems):
             raise ValueError(f"{len(questions)} questions for {len(problems)} problems")
-        self.refresh_args, self.grading, self.think_end_id = refresh_args, grading, think_end_id
+        self.refresh_args, self.grading, self.completion_format = refresh_args, grading, completion_format
         self.problems = problems.to_list()
         self.questions = list(questions)
         self.pool = RefreshPool(refresh_args.refresh_pool, len(self.problems), refresh_args.refresh_recycle)
@@ -136,10 +140,13 @@ class RefreshGRPOTrainer(GRPOTrainer):
         return {**row, **self.problems[problem], PROBLEM: problem}
 
     def _record(self, inputs, completions, completion_ids_list) -> None:
-        texts = [completion_text(c) for c in completions]
-        correct = correctness_scores(texts, [x["solution"] for x in inputs], self.grading)
+        fmt = self.completion_format
+        texts = [completion_text(c) for c in completions] if fmt is None else fmt.texts(completions,
+                                                                                          completion_ids_list)
+        correct = correctness_scores(texts, [x["solution"] for x in inputs], self.grading,
+                                     completion_ids=completion_ids_list, fmt=fmt)
         tokens = token_lengths(completion_ids_list, "completion", None)
-        thinking = token_lengths(completion_ids_list, "thinking", self.think_end_id)
+        thinking = token_lengths(completion_ids_list, "thinking", fmt)
         keep_text = self.refresh_args.refresh_targets
         self.pool.record(
             Rollout(x[SLOT], x[PROBLEM], c, n, t, text if keep_text and c >= 1.0 else None)

@@ -2,10 +2,11 @@
 
 A row is one (model, benchmark, tier, mode, control) run. Metrics (``summarize``): accuracy = pass@1, or avg@k
 with ``k`` samples per problem (the mean correctness over all samples; ``pass_at_k`` is the share of problems with
-at least one correct sample); mean and median thinking tokens (up to and including ``</think>``); mean answer
-tokens (after it); mean total tokens; ``within_budget`` = share of completions whose thinking fits the tier's
-budget; ``truncated`` = share cut at the token limit; with budget forcing also ``forced`` (share closed at the
-cap) and ``waits_mean``. The Pareto plot of these rows is ``rl/plots.py``.
+at least one correct sample), over the problems whose gold answer parses (``unparsable_gold`` counts the others,
+excluded); mean and median thinking tokens (up to and including ``</think>``, of any token shape:
+``data.completion_format``); mean answer tokens (after it); mean total tokens; ``within_budget`` = share of
+completions whose thinking fits the tier's budget; ``truncated`` = share cut at the token limit; with budget
+forcing also ``forced`` (share closed at the cap) and ``waits_mean``. The Pareto plot of these rows is ``rl/plots.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data.format import count_until
+from data.completion_format import CompletionFormat
 from rl.generation import Generation
 
 COLUMNS = [
@@ -38,8 +39,8 @@ COLUMNS = [
 
 def summarize(
     generations: Sequence[Generation],
-    scores: Sequence[float],
-    think_end_id: int | None,
+    scores: Sequence[float | None],
+    fmt: CompletionFormat | int | None,
     budget: int | None,
     prefilled_thinking: bool = False,
     num_samples: int = 1,
@@ -50,15 +51,22 @@ def summarize(
     prefilled (no-thinking mode) they are 0. ``within_budget`` is the share whose thinking fits ``budget``.
     With ``num_samples = k > 1`` the generations are problem-major (k consecutive samples per problem); ``n`` is
     the number of problems, ``accuracy`` avg@k and ``pass_at_k`` the share of problems solved at least once.
+    A score of ``None`` (the gold answer does not parse) leaves the accuracy; ``unparsable_gold`` counts those
+    problems. ``fmt``: the completion format (or a one-token close id; ``None``: thinking is the whole completion).
     """
     if num_samples < 1 or len(generations) % num_samples:
         raise ValueError(f"{len(generations)} generations are not a whole number of {num_samples} samples each")
-    think = [0 if prefilled_thinking else count_until(g.token_ids, think_end_id) for g in generations]
+    if isinstance(fmt, int):
+        fmt = CompletionFormat.from_ids([fmt])
+    think = [0 if prefilled_thinking else fmt.thinking_tokens(g.token_ids) if fmt else g.num_tokens
+             for g in generations]
     total = [g.num_tokens for g in generations]
     m = len(generations)
+    graded = [s for s in scores if s is not None]
     row = {
         "n": m // num_samples,
-        "accuracy": sum(scores) / m,
+        "accuracy": sum(graded) / len(graded) if graded else None,
+        "unparsable_gold": (m - len(graded)) // num_samples,
         "think_tokens_mean": statistics.fmean(think),
         "think_tokens_median": statistics.median(think),
         "answer_tokens_mean": statistics.fmean(t - k for t, k in zip(total, think)),
@@ -67,9 +75,9 @@ def summarize(
         "truncated": sum(not g.finished for g in generations) / m,
     }
     if num_samples > 1:
-        groups = [scores[i : i + num_samples] for i in range(0, m, num_samples)]
+        groups = [scores[i : i + num_samples] for i in range(0, m, num_samples) if scores[i] is not None]
         row["num_samples"] = num_samples
-        row["pass_at_k"] = sum(max(g) > 0 for g in groups) / len(groups)
+        row["pass_at_k"] = sum(max(g) > 0 for g in groups) / len(groups) if groups else None
     if any(g.forced_stop or g.waits for g in generations):
         row["forced"] = sum(g.forced_stop for g in generations) / m
         row["waits_mean"] = statistics.fmean(g.waits for g in generations)

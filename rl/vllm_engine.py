@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rl.controls import scale_stop_logits
-from rl.generation import Engine, Generation, SamplingParams
+from rl.generation import Engine, Generation, SamplingParams, stop_token_of
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,7 @@ class VLLMEngine(Engine):
             raise ValueError("transformers logits_processors cannot run on the vLLM backend")
         extra = None
         if params.stop_tau != 1.0:
-            tid = self.think_end_id
-            if tid is None:
-                raise ValueError("stop_tau needs '</think>' as a single token; this tokenizer does not have it")
+            tid = stop_token_of(self.completion_format)
             extra = {EXTRA_ARG: {"token_id": tid, "tau": params.stop_tau, "top_k": params.stop_top_k}}
         return VSamplingParams(
             n=1,

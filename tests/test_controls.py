@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from data.format import THINK_CLOSE, count_until, split_thinking
+from data.completion_format import CompletionFormat
+from data.format import THINK_CLOSE, split_thinking
 from rl.config import InitArguments
 from rl.controls import BudgetForcing, StopTokenScaling, scale_stop_logits
 from rl.generation import SamplingParams, TransformersEngine, chat_prompts
@@ -98,7 +99,7 @@ def test_vllm_request_processor_same_formula():
 
 
 def think_tokens(gens, end: int) -> list[int]:
-    return [count_until(g.token_ids, end) for g in gens]
+    return [CompletionFormat.from_ids([end]).thinking_tokens(g.token_ids) for g in gens]
 
 
 def test_lower_tau_gives_shorter_or_equal_thinking_per_prompt(engine, prompts):
@@ -130,9 +131,9 @@ def test_thinking_never_exceeds_the_cap(engine, prompts, cap, temperature):
     bf = BudgetForcing(think_cap=cap, answer_cue="\n\nFinal Answer:", answer_tokens=6)
     gens = engine.generate(prompts, SamplingParams(max_new_tokens=20, temperature=temperature, budget=bf))
     for g in gens:
-        assert count_until(g.token_ids, end) <= cap
+        assert engine.completion_format.thinking_tokens(g.token_ids) <= cap
         if g.forced_stop:
-            assert count_until(g.token_ids, end) == cap and g.token_ids[cap - 1] == end
+            assert engine.completion_format.thinking_tokens(g.token_ids) == cap and g.token_ids[cap - 1] == end
             assert split_thinking(g.text)[1].startswith("\n\nFinal Answer:")
             assert g.num_tokens <= cap + len(engine.tokenizer.encode("\n\nFinal Answer:")) + 6
 
@@ -140,7 +141,7 @@ def test_thinking_never_exceeds_the_cap(engine, prompts, cap, temperature):
 def test_cap_with_tau_and_natural_closes(engine, prompts):
     end = engine.think_end_id
     gens = engine.generate(prompts, SamplingParams(max_new_tokens=20, stop_tau=1e-9, budget=BudgetForcing(think_cap=4)))
-    assert all(count_until(g.token_ids, end) == 1 and not g.forced_stop for g in gens)  # closed before the cap
+    assert all(engine.completion_format.thinking_tokens(g.token_ids) == 1 and not g.forced_stop for g in gens)  # closed before the cap
 
 
 def test_minimum_appends_wait_up_to_n_times(engine, prompts):
@@ -159,7 +160,7 @@ def test_minimum_inside_the_cap(engine, prompts):
     end = engine.think_end_id
     bf = BudgetForcing(think_cap=5, min_think=5, max_waits=10, answer_tokens=3)
     gens = engine.generate(prompts, SamplingParams(max_new_tokens=20, stop_tau=1e-9, budget=bf))
-    assert all(count_until(g.token_ids, end) <= 5 for g in gens)
+    assert all(engine.completion_format.thinking_tokens(g.token_ids) <= 5 for g in gens)
 
 
 def test_bad_budget_forcing():

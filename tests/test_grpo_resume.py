@@ -26,7 +26,7 @@ import os, signal, sys
 import transformers.trainer as hf
 import rl.refresh_trainer
 
-def scripted(texts, solutions, config=None):  # gold 1 mod 3: never solved; else always (every visit refreshes)
+def scripted(texts, solutions, config=None, **kwargs):  # gold 1 mod 3: never solved; else always (every visit refreshes)
     return [0.0 if int(s) % 3 == 1 else 1.0 for s in solutions]
 
 rl.refresh_trainer.correctness_scores = scripted

@@ -172,7 +172,7 @@ def test_epoch_seeded_sampler_repeats_trls_first_epoch_and_restarts_at_any_epoch
 
 
 
-def scripted_correctness(texts, solutions, config=None):
+def scripted_correctness(texts, solutions, config=None, **kwargs):
     """Gold 0 mod 3: always solved; 1 mod 3: never; else correct when the completion's length is even."""
     return [1.0 if int(s) % 3 == 0 else 0.0 if int(s) % 3 == 1 else float(len(t) % 2 == 0)
             for t, s in zip(texts, solutions)]

@@ -70,14 +70,35 @@ def test_answer_comes_from_after_the_thinking():
     assert grade("<think>maybe \\boxed{7}</think> so \\boxed{8}", "8") == 1.0
     assert grade("<think>maybe \\boxed{7}</think> so \\boxed{8}", "7") == 0.0
     assert grade("<think>the answer is \\boxed{7} but I keep thinking", "7") == 0.0  # never closed: no answer
-    assert grade("first \\boxed{1}, finally \\boxed{2}", "2") == 1.0  # no thinking at all: the last boxed counts
+    assert grade("no thinking at all, so \\boxed{2}", "2") == 1.0  # a model without reasoning: the whole text
+    # several boxes read as the set of them, as TRL's accuracy_reward and math-verify read a completion
+    assert grade("first \\boxed{1}, finally \\boxed{2}", "2") == 0.0
+    assert grade("<think>x</think> \\boxed{-2} \\text{ and } \\boxed{1}", "1,-2") == 1.0
 
 
-def test_fallback_without_a_box():
-    assert extract_answer("<think>x</think> The answer is $\\frac{1}{2}$.")[0] == "tail"
-    assert grade("<think>x</think> The answer is $\\frac{1}{2}$.", "0.5") == 1.0
-    assert grade("<think>x</think> Final answer: 12", "12") == 1.0
-    assert grade("<think>x</think>   ", "12") == 0.0
+def test_unclosed_several_closes_and_truncated_score_zero():
+    grader = Grader(GradingConfig(workers=0))
+    texts = ["Let me compute. 6 times 7 = 42, hmm, but maybe I misread the",  # template opened the thinking
+             "6*7=42 </think> so \\boxed{42}",  # closed once after a template-opened thinking
+             "6*7 </think> hmm </think> \\boxed{42}",  # two closes: no credit
+             "<think>6*7</think> \\boxed{42}"]  # cut at the length limit (flag)
+    assert grader.grade(texts, ["42"] * 4, truncated=[False, False, False, True], opened=True) == [0, 1, 0, 0]
+    assert grader.rejected == {"unclosed": 1, "several_closes": 1, "truncated": 1}
+    assert grade(texts[0], "42") == 0.0  # issue 11's example: no box, and the tail fallback is opt-in
+    assert grade(texts[0], "42", GradingConfig(workers=0, tail_fallback=True)) == 1.0  # not opened: no thinking
+    keep = Grader(GradingConfig(workers=0, zero_truncated=False))
+    assert keep.grade(texts[3:], ["42"], truncated=[True]) == [1.0]
+
+
+def test_fallback_without_a_box_is_opt_in_and_never_reads_the_thinking():
+    tail = GradingConfig(workers=0, tail_fallback=True)
+    assert extract_answer("<think>x</think> The answer is $\\frac{1}{2}$.") is None
+    assert grade("<think>x</think> The answer is $\\frac{1}{2}$.", "0.5") == 0.0
+    assert extract_answer("<think>x</think> The answer is $\\frac{1}{2}$.", tail_fallback=True)[0] == "tail"
+    assert grade("<think>x</think> The answer is $\\frac{1}{2}$.", "0.5", tail) == 1.0
+    assert grade("<think>x</think> Final answer: 12", "12", tail) == 1.0
+    assert grade("<think>x</think>   ", "12", tail) == 0.0
+    assert grade("<think>the answer is 12</think> I give up", "12", tail) == 0.0  # thinking is never searched
 
 
 def test_gold_forms_and_missing_gold():

@@ -229,8 +229,10 @@ def test_cosine_yeo_constants_thinking_length_and_exceed_value():
         "cosine", max_len=100, min_value_correct=1.0, max_value_correct=2.0, min_value_wrong=-10.0,
         max_value_wrong=0.0, exceed_value=-10.0, length_of="thinking",
     )  # fmt: skip
-    out = call(cos, right(2) + wrong(), [ids(50, after=500), ids(101), ids(100)])
+    out = call(cos, right(2) + wrong(), [ids(50, after=60), ids(101), ids(100)])  # 60 answer tokens: allowed
     assert out == pytest.approx([1.5, -10.0, 0.0])
+    # reasoning moved after an early close is charged: 50 + (500 - 64) thinking tokens, beyond max_len
+    assert call(cos, right(), [ids(50, after=500)]) == pytest.approx([-10.0])
 
 
 def test_overlong_matches_dapo():
@@ -239,7 +241,18 @@ def test_overlong_matches_dapo():
     default_cache = reward("overlong", max_completion_len=100)  # L_cache = 100 // 5 = 20
     assert call(default_cache, right(), [[1] * 90]) == pytest.approx([-0.5])
     thinking = reward("overlong", max_completion_len=100, length_of="thinking")
-    assert call(thinking, right(), [ids(80, after=100)]) == [0.0]
+    assert call(thinking, right(), [ids(80, after=20)]) == [0.0]
+    assert call(thinking, right(), [ids(80, after=74)]) == pytest.approx([-0.5])  # 80 + 10 charged answer tokens
+
+
+def test_thinking_length_prices_reasoning_after_an_early_close():
+    """"10 tokens, </think>, 3000 tokens of reasoning, answer" must not beat an honest 3000-token thinking."""
+    assert token_lengths([ids(10, after=3000)], "thinking", END, answer_allowance=64) == [10 + 3000 - 64]
+    assert token_lengths([ids(10, after=3000)], "thinking", END) == [10]  # the eval's pure thinking count
+    tldr = reward("tldr", shape="excess")
+    early, honest, old = call(tldr, right(3), [ids(10, after=3000), ids(2946, after=20), ids(10, after=20)],
+                              tier=["long"] * 3)
+    assert early == pytest.approx(honest) and early < 0 < old == 1.0  # priced as 2946 tokens of thinking
 
 
 @pytest.mark.parametrize(
@@ -297,3 +310,19 @@ def test_metrics_logged_through_log_metric_once_per_batch():
         "tiers/short/mean_length": [8.0], "tiers/short/within_budget": [0.5], "tiers/short/accuracy": [0.5],
         "tiers/long/mean_length": [50.0], "tiers/long/within_budget": [0.0], "tiers/long/accuracy": [1.0],
     }  # fmt: skip
+
+
+def test_truncated_completions_score_zero_in_every_reward_and_are_logged():
+    from data.completion_format import CompletionFormat
+
+    fmt = CompletionFormat.from_ids([END], eos_ids=[0])
+    ctx = RewardContext(tiers=TIERS, completion_format=fmt, grading=GradingConfig(workers=0))
+    funcs, _ = build_rewards([{"name": "correctness"}, {"name": "tldr"}], ctx)
+    logged: dict[str, list[float]] = {}
+    completion_ids = [ids(4, 3) + [0], ids(4, 3)]  # the second never reached EOS: cut at the length limit
+    columns = {"solution": ["5"] * 2, "tier": ["short"] * 2,
+               "log_metric": lambda k, v: logged.setdefault(k, []).append(v)}
+    correct, tldr = [f(prompts=["a", "a"], completions=right(2), completion_ids=completion_ids, **columns)
+                     for f in funcs]
+    assert correct == [1.0, 0.0] and tldr[0] == 1.0 and tldr[1] <= 0.0
+    assert logged["correctness/truncated"] == [0.5]

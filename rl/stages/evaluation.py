@@ -10,8 +10,11 @@ AMC23, OlympiadBench, GSM8K from the Hub or local files) and tier, and for every
 
 it reports accuracy (pass@1 greedy; avg@k with ``num_samples: k`` and ``temperature > 0``), mean and median
 thinking tokens, answer tokens, total tokens, the share within the tier's budget and the truncation rate
-(``rl.report.summarize``). Optionally the same with the thinking skipped (prefilled ``<think></think>``), which
-shows how much the model needs its reasoning, and on the synthetic task the oracle rows: the essential-steps-only
+(``rl.report.summarize``). Grading (``rewards.correctness.EVAL_GRADING``): math-verify's full normalisation, as
+standard harnesses grade; a completion cut at the token limit or whose thinking never closed scores 0; a problem
+whose gold answer does not parse is left out of the accuracy and counted (``unparsable_gold``). Optionally the
+same with the thinking skipped (prefilled ``<think></think>``, without ``<think>`` when the template opened it),
+which shows how much the model needs its reasoning, and on the synthetic task the oracle rows: the essential-steps-only
 traces and the full traces the SFT data came from.
 
 Outputs in ``output_dir``: ``results.json`` (rows + config), ``results.md`` (the table, also printed),
@@ -30,12 +33,14 @@ from pathlib import Path
 
 from data.benchmarks import SYNTHETIC, Problem, benchmark_question, load_benchmark
 from data.budgets import resolve_tiers
-from data.format import THINK_CLOSE, THINK_OPEN, count_until
+from data.completion_format import CompletionFormat
+from data.format import THINK_CLOSE, THINK_OPEN
 from data.tasks import make_prompt
-from rewards.correctness import correctness_reward
+from rewards.correctness import EVAL_GRADING, get_grader
+from rewards.verify import gold_parses
 from rl.config import ConfigError, EvalArguments
 from rl.controls import BudgetForcing
-from rl.generation import Engine, SamplingParams, chat_prompts, make_engine, think_end_id
+from rl.generation import Engine, SamplingParams, chat_prompts, make_engine
 from rl.model_files import load_tokenizer
 from rl.recipes import ParsedRun, dump_run
 from rl.report import markdown_table, summarize, write_results
@@ -44,7 +49,7 @@ from rl.tracking import log_comparison, start_wandb_run
 
 logger = logging.getLogger(__name__)
 
-NO_THINKING_PREFILL = f"{THINK_OPEN}\n{THINK_CLOSE}\n\n"
+NO_THINKING_PREFILL = f"{THINK_OPEN}\n{THINK_CLOSE}\n\n"  # without <think> when the template opened it
 
 
 @dataclass(frozen=True)
@@ -112,11 +117,11 @@ def load_problems(run: ParsedRun, name: str) -> list[Problem]:
 def oracle_rows(run: ParsedRun, tokenizer) -> list[dict]:
     """Token statistics of the synthetic test traces themselves: oracle (essential steps) and full."""
     traces = task_traces(run.lcrl, "test", run.lcrl.num_test)
-    end = think_end_id(tokenizer)
+    fmt = CompletionFormat.from_tokenizer(tokenizer)
     rows = []
     for label, texts in (("oracle", [t.oracle_text for t in traces]), ("full traces", [t.text for t in traces])):
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        think = [count_until(i, end) for i in ids]
+        think = [fmt.thinking_tokens(i) for i in ids]
         rows.append(
             {
                 "model": label,
@@ -144,13 +149,20 @@ def run_once(
     gens = engine.generate([p for p in prompts for _ in range(k)], params, desc=desc)
     seconds = time.perf_counter() - start
     golds = [p.solution for p in problems for _ in range(k)]
-    scores = correctness_reward(None, [g.text for g in gens], golds)
-    row = summarize(gens, scores, engine.think_end_id, budget, prefilled_thinking=prefilled, num_samples=k)
+    fmt = engine.completion_format
+    opened = not prefilled and bool(prompts) and fmt.prompt_opens(prompts[0])
+    graded = get_grader(EVAL_GRADING).grade([g.text for g in gens], golds, [not g.finished for g in gens], opened, fmt)
+    parses = {gold: gold_parses(gold, EVAL_GRADING.normalization) for gold in set(golds)}
+    scores = [s if parses[gold] else None for s, gold in zip(graded, golds)]
+    row = summarize(gens, scores, fmt, budget, prefilled_thinking=prefilled, num_samples=k)
+    if row["unparsable_gold"]:
+        logger.warning("%s: %d problems have a gold answer math-verify cannot read: left out of the accuracy", desc,
+                       row["unparsable_gold"])
     row["seconds"] = round(seconds, 3)
     row["tokens_per_s"] = round(sum(g.num_tokens for g in gens) / max(seconds, 1e-9), 1)
     samples = [
         {"problem": problems[i // k].id, "question": problems[i // k].question, "completion": g.text,
-         "gold": golds[i], "correct": scores[i], "think_tokens": count_until(g.token_ids, engine.think_end_id)}
+         "gold": golds[i], "correct": scores[i], "think_tokens": fmt.thinking_tokens(g.token_ids)}
         for i, g in enumerate(gens[: args.log_samples])
     ]
     return row, samples
@@ -165,8 +177,10 @@ def evaluate_model(run: ParsedRun, label: str, path: str) -> tuple[list[dict], l
     except ValueError as exc:
         raise ConfigError(f"{label}: {exc}") from exc
     controls = control_settings(args)
-    if engine.think_end_id is None and any(c.stop_tau != 1.0 or c.think_cap for c in controls):
-        raise ConfigError(f"{label}: length controls need {THINK_CLOSE!r} as one token of the tokenizer")
+    fmt = engine.completion_format
+    if fmt.close_id is None and any(c.stop_tau != 1.0 for c in controls):
+        raise ConfigError(f"{label}: stop_tau needs {fmt.close_text!r} as one token of the tokenizer (it is "
+                          f"{len(fmt.close_ids)}); thinking caps work with any marker")
     rows, samples = [], []
     for bench in args.benchmarks:
         problems = load_problems(run, bench)
@@ -179,7 +193,9 @@ def evaluate_model(run: ParsedRun, label: str, path: str) -> tuple[list[dict], l
             for mode, prefill, control in runs:
                 cap, tau = control.cap(budget), control.stop_tau
                 name = control_label(tau, cap, args) if mode == "think" else "none"
-                prompts = chat_prompts(engine.tokenizer, conversations, prefill=prefill)
+                prompts = chat_prompts(engine.tokenizer, conversations)
+                if prefill:  # no-thinking mode: an empty, closed thinking (no second <think>)
+                    prompts = [p + fmt.thinking_prefill(p) for p in prompts]
                 params = sampling_params(args, tau, cap, controls=mode == "think")
                 row, some = run_once(engine, args, problems, prompts, params, budget, bool(prefill),
                                      desc=f"{label}/{bench}/{tier}/{mode}/{name}")

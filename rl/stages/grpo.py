@@ -15,6 +15,7 @@ import logging
 from trl import GRPOTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
+from data.completion_format import CompletionFormat
 from rewards import RewardContext, build_rewards
 from rl.recipes import ParsedRun
 from rl.refresh import check_refresh, question_of
@@ -43,9 +44,10 @@ def run(run: ParsedRun) -> None:
         return
     resume = prepare_training(run, grpo_args)
     model, tokenizer = load_policy(model_args, grpo_args.trust_remote_code)
-    think_end = tokenizer.convert_tokens_to_ids("</think>")
-    think_end_id = think_end if think_end != tokenizer.unk_token_id and isinstance(think_end, int) else None
-    funcs, weights = build_rewards(specs, RewardContext(tiers=tiers, think_end_id=think_end_id, grading=grading))
+    fmt = policy_format(model, tokenizer)
+    logger.info("completion format: close marker %r = %d token(s), thinking opened by the template: %s, EOS ids %s",
+                fmt.close_text, len(fmt.close_ids), fmt.opened_by_template, sorted(fmt.eos_ids))
+    funcs, weights = build_rewards(specs, RewardContext(tiers=tiers, grading=grading, completion_format=fmt))
     grpo_args.reward_weights = weights
     common = dict(model=model, reward_funcs=funcs, args=grpo_args, processing_class=tokenizer,
                   peft_config=get_peft_config(model_args), callbacks=[lcrl_config_callback(run)])
@@ -54,7 +56,17 @@ def run(run: ParsedRun) -> None:
 
         questions = [question_of(row, tiers) for row in train]
         trainer = RefreshGRPOTrainer(problems=train, questions=questions, refresh_args=refresh, grading=grading,
-                                     think_end_id=think_end_id, **common)
+                                     completion_format=fmt, **common)
     else:
         trainer = GRPOTrainer(train_dataset=train, **common)
     train_and_save(trainer, run, resume)
+
+
+def policy_format(model, tokenizer) -> CompletionFormat:
+    """The completion format of the policy, with the EOS ids TRL's ``GRPOTrainer`` stops on (the tokenizer's and
+    every id of the model's generation config), so a completion without one at its end is truncated."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    if tokenizer.eos_token_id is not None:
+        eos.append(tokenizer.eos_token_id)
+    return CompletionFormat.from_tokenizer(tokenizer, eos_ids=eos)

@@ -4,8 +4,9 @@ Source: Wang et al. 2025 (arXiv 2505.18440); the search is ``data.prune.binary_c
 (``skip_chunks: true``) follow Chen et al. 2025 (arXiv 2505.18642) with our rule (``data.prune``, ``data.chunking``).
 
 Validity of a prefix of ``k`` steps: the target model (``model_name_or_path``) gets the question (the task
-prompt, or the bare question with ``plain_prompt``), ``<think>\\n`` + the first ``k`` steps + ``\\n</think>\\n\\n`` +
-``answer_cue`` and writes the answer greedily (``max_new_tokens``); the correctness reward grades
+prompt, or the bare question with ``plain_prompt``), ``<think>\\n`` (left out when the chat template already opened
+the thinking: ``data.completion_format``) + the first ``k`` steps + ``\\n</think>\\n\\n`` + ``answer_cue`` and
+writes the answer greedily (``max_new_tokens``); the correctness reward grades
 ``</think>\\n\\n`` + cue + answer against every gold alternative (valid if any matches). Traces are searched
 ``shard_size`` at a time; all requests of one search level of a shard go to the generation engine
 (``rl.generation.make_engine``: transformers, or vLLM with a GPU) as one ``generate`` call.
@@ -31,7 +32,7 @@ from typing import Any
 
 from data.budgets import assign_tiers, resolve_tiers
 from data.chunking import chunk_steps, skip_candidates
-from data.format import THINK_CLOSE, THINK_OPEN
+from data.completion_format import CompletionFormat
 from data.prune import CutResult, Request, binary_cut, skip_search, validation_bound
 from data.prune_io import DROPPED, PRUNED, JsonlLog, check_settings, write_outputs
 from data.segment import join_steps, segment
@@ -86,6 +87,14 @@ class EngineValidator:
     answers: dict[Request, str] = field(default_factory=dict)
     calls: int = 0
     batches: int = 0
+    fmt: CompletionFormat | None = None  # default: the engine's (markers, whether the template opens <think>)
+
+    def completion_format(self) -> CompletionFormat:
+        if self.fmt is None:
+            fmt = getattr(self.engine, "completion_format", None)
+            self.fmt = fmt if isinstance(fmt, CompletionFormat) else CompletionFormat.from_tokenizer(
+                self.engine.tokenizer)
+        return self.fmt
 
     def bind(self, prompts: list[str], steps: list[list[str]], golds: list[list[str]]) -> None:
         self.prompts, self.steps, self.golds, self.answers = prompts, steps, golds, {}
@@ -93,12 +102,14 @@ class EngineValidator:
     def text(self, request: Request) -> str:
         i, kept = request
         thinking = join_steps(self.steps[i], kept).strip()
-        return f"{self.prompts[i]}{THINK_OPEN}\n{thinking}\n{THINK_CLOSE}\n\n{self.cue}"
+        prompt = self.prompts[i]
+        return f"{prompt}{self.completion_format().thinking_prefill(prompt, thinking)}{self.cue}"
 
     def __call__(self, requests: Sequence[Request]) -> list[bool]:
         gens = self.engine.generate([self.text(r) for r in requests], self.params, desc=f"validate {len(requests)}")
         answers = [self.cue + g.text for g in gens]
-        flat = [(f"{THINK_CLOSE}\n\n{a}", g) for a, (i, _) in zip(answers, requests) for g in self.golds[i]]
+        close = self.completion_format().close_text
+        flat = [(f"{close}\n\n{a}", g) for a, (i, _) in zip(answers, requests) for g in self.golds[i]]
         scores = iter(self.grader.grade([t for t, _ in flat], [g for _, g in flat]))
         verdicts = []
         for answer, request in zip(answers, requests):
