@@ -20,7 +20,8 @@ evaluates the SFT model and every recipe's model on the held-out test split, at 
 total tokens, within-budget share, truncation, accuracy per 1k thinking tokens, OptimalThinkingBench's
 overthinking-adjusted accuracy with ``--otb_t_max``, the AES against the SFT model, training wall time, the Pareto
 front), the Pareto plot (``pareto.png``, front ringed) and the correct-vs-wrong length histograms
-(``length_hist.png``) to ``--out``; the table is copied to ``bench/results/compare.md``. All W&B runs share the group ``compare-<tag>``.
+(``length_hist.png``) to ``--out``; the table is copied to ``bench/results/compare.md``. All W&B runs share the
+group ``compare-<tag>``.
 """
 
 from __future__ import annotations
