@@ -107,6 +107,9 @@ def _expand_flow_lists(args: list[str], parser: argparse.ArgumentParser) -> list
     return out
 
 
+REWARD_STAGES = ("grpo",)  # stages that train on the rewards: a reward recipe's trainer: values apply there only
+
+
 def _flag_value(rest: list[str], flag: str) -> str | None:
     """The last value given to ``flag`` on the command line (``--flag v`` or ``--flag=v``), or ``None``."""
     found = None
@@ -121,7 +124,8 @@ def reward_trainer_values(values: dict[str, Any], rest: list[str], allowed: list
     """The ``trainer:`` values of the run's named reward recipe (``--rewards`` or the recipe's ``rewards:``).
 
     A reward recipe such as DLER's sets GRPOConfig keys (``scale_rewards``, ``epsilon_high``, ...); they apply
-    over the stage recipe and under the command line. Unknown keys raise ``ConfigError`` naming the allowed ones.
+    over the stage recipe and under the command line in the stages of ``REWARD_STAGES`` (an eval run that names
+    the recipe only to tag itself ignores them). Unknown keys raise ``ConfigError`` naming the allowed ones.
     """
     ref = _flag_value(rest, "--rewards")
     ref = values.get("rewards") if ref is None else ref
@@ -170,7 +174,7 @@ def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> P
     if bad_flags:
         raise ConfigError(_unknown_keys_message(bad_flags, allowed, "command-line flag(s)"))
 
-    extra: dict[str, Any] = reward_trainer_values(values, rest, allowed) if "rewards" in allowed else {}
+    extra: dict[str, Any] = reward_trainer_values(values, rest, allowed) if known.stage in REWARD_STAGES else {}
     if "use_cpu" in allowed and _dry_run_requested(values, rest):
         import torch
 

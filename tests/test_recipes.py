@@ -126,6 +126,8 @@ def test_a_reward_recipes_trainer_values_apply_under_the_command_line(tmp_path):
     bad.write_text("rewards: [{name: correctness}]\ntrainer: {epsilon_hi: 0.3}\n")
     with pytest.raises(ConfigError, match="unknown trainer key.*did you mean epsilon_high"):
         parse_args([*base, "--rewards", str(bad)], stage_types())
+    ev = parse_args(["--stage", "eval", "--rewards", "dler", "--models", "m=x"], stage_types())  # tags only
+    assert ev.lcrl.reward_recipe == "dler" and ev.stage_args[0].max_new_tokens == 320  # configs/tiny/eval.yaml
 
 
 def test_unknown_reward_recipe_exits_2_naming_the_recipes(capsys):
