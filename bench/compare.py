@@ -2,7 +2,8 @@
 
 Run from the repository root (``make compare`` runs it with ``STEPS``, ``BUDGET`` and ``RECIPES``):
 
-    .venv/bin/python bench/compare.py --recipes tldr kimi l1_max efficiency --steps 60 --budget medium
+    .venv/bin/python bench/compare.py --recipes tldr kimi l1_max shorter_better smartthinker alp laser dler \
+        --steps 60 --budget medium
 
 Every recipe trains through the real command line, with the same SFT model, seed, steps, budget and GRPO recipe
 (``configs/tiny/grpo.yaml``), only the rewards differing:
@@ -10,13 +11,17 @@ Every recipe trains through the real command line, with the same SFT model, seed
     accelerate launch train.py --stage grpo --rewards <recipe> --output_dir outputs/compare/<recipe> \\
         --experiment compare-<tag> --max_steps <steps> --budget <budget> --model_name_or_path <sft> ...
 
-A recipe is a name (``tldr``: ``--rewards tldr``, a reward recipe under ``configs/rewards/``) or
+A recipe is a name (``tldr``: ``--rewards tldr``, a reward recipe under ``configs/rewards/``; a recipe's
+``trainer:`` values, such as DLER's ``scale_rewards: batch``, apply to its run only) or
 ``label=<YAML list>`` (``'short=[{name: tldr, weight: 1.0}]'``: the list is passed as ``--rewards``). All recipes
 are validated with ``--dry_run`` before any training. Then one ``--stage eval`` (``configs/tiny/eval.yaml``)
 evaluates the SFT model and every recipe's model on the held-out test split, at the chosen budget (every tier for
 ``mixed``), and ``rl.compare`` writes the table (``compare.md``, ``compare.json``: accuracy, mean thinking and
-total tokens, within-budget share, truncation, training wall time) and the Pareto plot (``pareto.png``) to
-``--out``; the table is copied to ``bench/results/compare.md``. All W&B runs share the group ``compare-<tag>``.
+total tokens, within-budget share, truncation, accuracy per 1k thinking tokens, OptimalThinkingBench's
+overthinking-adjusted accuracy with ``--otb_t_max``, the AES against the SFT model, training wall time, the Pareto
+front), the Pareto plot (``pareto.png``, front ringed) and the correct-vs-wrong length histograms
+(``length_hist.png``) to ``--out``; the table is copied to ``bench/results/compare.md``. All W&B runs share the
+group ``compare-<tag>``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ ACCELERATE = [str(Path(sys.executable).with_name("accelerate")), "launch", "--nu
 GRPO_RECIPE = "configs/tiny/grpo.yaml"
 EVAL_RECIPE = "configs/tiny/eval.yaml"
 TIERS = ("short", "medium", "long")
+DEFAULT_RECIPES = ["tldr", "kimi", "l1_max", "shorter_better", "smartthinker", "alp", "laser", "dler"]
 
 
 def parse_recipe(text: str) -> tuple[str, str]:
@@ -67,7 +73,7 @@ def eval_args(args: argparse.Namespace, labels: list[str], experiment: str) -> l
     return [
         "--stage", "eval", "--config", args.eval_config, "--models", *models, "--output_dir", str(args.out / "eval"),
         "--budget", args.budget, "--eval_tiers", *tiers, "--num_test", str(args.num_test), "--no_thinking", "false",
-        "--plot", "false", "--experiment", experiment,
+        "--plot", "false", "--experiment", experiment, "--aes_base", "sft", "--otb_t_max", str(args.otb_t_max),
     ]
 
 
@@ -92,13 +98,15 @@ def validate(all_args: list[list[str]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", nargs="+", default=["tldr", "kimi", "l1_max", "efficiency"],
+    parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES,
                         help="reward recipes: a name (configs/rewards/<name>.yaml) or label=<rewards YAML list>")
     parser.add_argument("--steps", type=int, default=60, help="GRPO steps per recipe")
     parser.add_argument("--budget", default="medium", choices=[*TIERS, "mixed"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sft", default="outputs/tiny/sft", help="the SFT model every recipe starts from")
     parser.add_argument("--num_test", type=int, default=300, help="held-out test problems")
+    parser.add_argument("--otb_t_max", type=int, default=200,
+                        help="OptimalThinkingBench t_max of the overthinking-adjusted accuracy (thinking ~40-100 here)")
     parser.add_argument("--tag", default=time.strftime("%Y%m%d"), help="W&B group: compare-<tag>")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))
     parser.add_argument("--grpo_config", default=GRPO_RECIPE)
@@ -138,8 +146,9 @@ def main() -> int:
     rows = comparison_rows(eval_rows, info)
     meta = {"experiment": experiment, "budget": args.budget, "steps": args.steps, "seed": args.seed,
             "sft": args.sft, "num_test": args.num_test, "grpo_config": args.grpo_config,
-            "eval_config": args.eval_config, "eval_wall_seconds": eval_wall, "recipes": info}
-    paths = write_comparison(rows, args.out, meta)
+            "eval_config": args.eval_config, "eval_wall_seconds": eval_wall, "otb_t_max": args.otb_t_max,
+            "recipes": info}
+    paths = write_comparison(rows, args.out, meta, eval_rows=eval_rows)
     if args.table:
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths["md"], args.table)

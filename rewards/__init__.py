@@ -7,12 +7,14 @@ A recipe selects and weights them in YAML (``rewards: [{name: correctness, weigh
 - ``format``, ``cosine``, ``overlong`` (``rewards.trl_wrappers``): TRL's implementations, wrapped.
 - ``tldr``, ``l1_exact``, ``l1_max``, ``thinkprune`` (``rewards.length``): tier- or target-length penalties.
 - ``kimi``, ``efficiency`` (``rewards.group``): relative to each prompt's group of generations.
+- ``shorter_better``, ``smartthinker``, ``alp``, ``laser`` (``rewards.group_length``): group-relative length
+  rewards of 2025-26.
 
 Per-tier metrics (``rewards.metrics``) are logged through TRL's ``log_metric``; gold answers of the standard
 benchmarks are normalised by ``rewards.gold``.
 """
 
-from rewards import correctness, group, length, trl_wrappers  # noqa: F401  (registers the rewards)
+from rewards import correctness, group, group_length, length, trl_wrappers  # noqa: F401  (registers the rewards)
 from rewards.registry import REGISTRY, GradingConfig, RewardContext, build_rewards, register
 
 __all__ = ["REGISTRY", "GradingConfig", "RewardContext", "build_rewards", "register"]

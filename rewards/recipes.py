@@ -6,6 +6,10 @@ A reward recipe is a YAML file with one key, ``rewards:``, holding the list ``bu
       - {name: correctness, weight: 1.0}
       - {name: kimi, weight: 1.0, length_of: thinking}
 
+A recipe may also hold ``trainer:``, GRPOConfig values the method needs (DLER: ``scale_rewards: batch``,
+``epsilon_high: 0.28``, a short ``max_completion_length``). ``rl.recipes.parse_args`` applies them over the stage
+recipe's values; command-line flags still override both. Their names are checked against the stage's options.
+
 The ``rewards`` key of a stage recipe (``LcrlArguments.rewards``) takes such a list inline, the name of a file
 under ``configs/rewards/`` (``kimi``), or the path of a reward-recipe file anywhere (``my/rewards.yaml``).
 ``resolve_rewards`` turns any of the three into the list and the recipe's name, which W&B uses to tag and
@@ -19,7 +23,7 @@ Errors are ``ValueError`` naming the bad value and the allowed ones (``rl.config
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ import yaml
 
 REWARD_RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "rewards"
 INLINE = "custom"  # the recipe name of an inline ``rewards:`` list
-RECIPE_KEYS = ("rewards",)
+RECIPE_KEYS = ("rewards", "trainer")
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,13 @@ class RewardRecipe:
         name: the recipe's name (file stem), or ``custom`` for an inline list.
         rewards: the ``rewards:`` list, one ``{name, weight, params...}`` mapping per reward.
         path: the YAML file it came from (``None`` for an inline list).
+        trainer: trainer (GRPOConfig) values the recipe sets, e.g. ``{scale_rewards: batch}``; empty for most.
     """
 
     name: str
     rewards: list[dict[str, Any]]
     path: Path | None = None
+    trainer: dict[str, Any] = field(default_factory=dict)
 
     def weights(self) -> dict[str, float]:
         """Weight of each reward by name (default 1.0), in recipe order."""
@@ -97,7 +103,10 @@ def load_reward_recipe(ref: str, directory: Path = REWARD_RECIPE_DIR) -> RewardR
     if bad or "rewards" not in values:
         raise ValueError(f"reward recipe {str(path)!r}: unknown or missing keys {bad or ['rewards']}; "
                          f"allowed: {', '.join(RECIPE_KEYS)} (tiers come from the stage recipe)")
-    return RewardRecipe(path.stem, _check_specs(values["rewards"], str(path)), path)
+    trainer = values.get("trainer") or {}
+    if not isinstance(trainer, dict):
+        raise ValueError(f"reward recipe {str(path)!r}: 'trainer' must be a mapping of GRPOConfig keys, got {trainer!r}")
+    return RewardRecipe(path.stem, _check_specs(values["rewards"], str(path)), path, dict(trainer))
 
 
 def resolve_rewards(value: list | str | None, directory: Path = REWARD_RECIPE_DIR) -> RewardRecipe | None:

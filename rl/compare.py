@@ -5,12 +5,15 @@ evaluates them all, with the SFT model, in one ``--stage eval`` run. This module
 (``rl.stages.evaluation``; one per model, benchmark, tier, mode and control) into the comparison:
 
 - one row per (recipe, tier): accuracy, mean thinking and total tokens, the share within the tier's thinking
-  budget, the truncation rate, the training wall time, and whether the row is on the accuracy-against-thinking
-  -tokens Pareto front of its tier (no other model is both more accurate and shorter);
+  budget, the truncation rate, the efficiency metrics of ``rl.efficiency`` (accuracy per 1k thinking tokens,
+  OptimalThinkingBench's overthinking-adjusted accuracy, the AES against the SFT model with its weights in the
+  column title), the training wall time, and whether the row is on the accuracy-against-thinking-tokens Pareto
+  front of its tier (no other model is both more accurate and shorter);
 - the SFT model (``reference``) and the oracle traces of the synthetic task (``data``: essential steps only,
   accuracy 1 by construction) as references;
 - ``compare.md``, ``compare.json`` and ``pareto.png`` (``rl.plots.pareto_plot``: one star per recipe, one
-  panel per tier, the oracle as a black diamond).
+  panel per tier, the oracle as a black diamond, the front ringed), and ``length_hist.png`` (thinking lengths of
+  correct vs wrong completions per recipe) from the evaluation rows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rl.plots import pareto_front, pareto_plot
+from rl.plots import length_histograms, pareto_front, pareto_plot
+from rl.report import aes_title
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +39,15 @@ COLUMNS = [
     ("total_tokens_mean", "total tok (mean)"),
     ("within_budget", "within budget"),
     ("truncated", "truncated"),
+    ("accuracy_per_1k", "acc / 1k think tok"),
+    ("otb_accuracy", "OTB acc"),
+    ("aes", "AES"),
     ("wall_seconds", "train wall (s)"),
     ("pareto", "Pareto"),
 ]
-METRICS = ("n", "accuracy", "think_tokens_mean", "total_tokens_mean", "within_budget", "truncated")
+METRICS = ("n", "accuracy", "think_tokens_mean", "total_tokens_mean", "within_budget", "truncated",
+           "accuracy_per_1k", "otb_accuracy", "aes", "aes_base", "aes_weights")
+RATIOS = ("accuracy", "within_budget", "truncated", "otb_accuracy", "aes")  # three decimals
 
 
 def comparison_rows(
@@ -104,13 +113,14 @@ def _cell(key: str, value: Any) -> str:
     if key == "wall_seconds":
         return f"{value:.0f}"
     if isinstance(value, float):
-        return f"{value:.3f}" if key in ("accuracy", "within_budget", "truncated") else f"{value:.1f}"
+        return f"{value:.3f}" if key in RATIOS else f"{value:.1f}"
     return str(value)
 
 
 def markdown_comparison(rows: Sequence[Mapping[str, Any]]) -> str:
     """The comparison as a markdown table, one line per row, in ``COLUMNS`` order."""
-    header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    titles = {"aes": aes_title(rows)}
+    header = "| " + " | ".join(titles.get(key, title) for key, title in COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(_cell(k, r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
     return "\n".join([header, rule, *body])
@@ -137,9 +147,11 @@ def comparison_plot(rows: Sequence[Mapping[str, Any]], path: str | Path, title: 
 
 
 def write_comparison(
-    rows: Sequence[Mapping[str, Any]], output_dir: str | Path, meta: Mapping[str, Any], plot: bool = True
+    rows: Sequence[Mapping[str, Any]], output_dir: str | Path, meta: Mapping[str, Any], plot: bool = True,
+    eval_rows: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Path]:
-    """``compare.md`` (a header line and the table), ``compare.json`` (meta + rows) and ``pareto.png``."""
+    """``compare.md`` (a header line and the table), ``compare.json`` (meta + rows), ``pareto.png`` and, from the
+    evaluation rows of the compared models, ``length_hist.png``."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "compare.json", "md": out / "compare.md"}
@@ -151,5 +163,9 @@ def write_comparison(
     if plot:
         title = f"reward recipes ({meta['budget']}, {meta['steps']} steps)" if "budget" in meta else None
         paths["png"] = comparison_plot(rows, out / "pareto.png", title=title)
+        labels = {r["recipe"] for r in rows if r["kind"] != "data"}
+        hist = length_histograms([r for r in eval_rows if r.get("model") in labels], out / "length_hist.png")
+        if hist is not None:
+            paths["hist"] = hist
     logger.info("comparison written to %s", ", ".join(str(p) for p in paths.values()))
     return paths

@@ -277,6 +277,17 @@ class EvalArguments:
         metadata={"help": "x axis of the plot: mean thinking or total tokens.", "choices": ["think", "total"]},
     )
     log_samples: int = field(default=4, metadata={"help": "Sample completions kept per run (samples.json, W&B)."})
+    # efficiency metrics (rl/efficiency.py)
+    otb_t_max: int = field(
+        default=1000, metadata={"help": "OptimalThinkingBench t_max: otb_accuracy = mean c*max(0, t_max - T)/t_max."}
+    )
+    aes_base: str | None = field(
+        default=None, metadata={"help": "Model label the AES is measured against (default: the first model)."}
+    )
+    aes_weights: list[float] = field(
+        default_factory=lambda: [1.0, 5.0, 10.0],
+        metadata={"help": "AES weights w, b, g (O1-Pruner, arXiv 2501.12570: 1, 5, 10); printed with the score."},
+    )
 
     def __post_init__(self) -> None:
         from data.benchmarks import BENCHMARK_NAMES, SOURCES
@@ -303,6 +314,12 @@ class EvalArguments:
             raise ConfigError(f"unknown backend {self.backend!r}; allowed: auto, transformers, vllm")
         if self.plot_tokens not in ("think", "total"):
             raise ConfigError(f"unknown plot_tokens {self.plot_tokens!r}; allowed: think, total")
+        if self.otb_t_max <= 0 or len(self.aes_weights) != 3:
+            raise ConfigError(f"otb_t_max must be > 0 and aes_weights three numbers (w, b, g), got "
+                              f"{self.otb_t_max}, {self.aes_weights}")
+        if self.aes_base is not None and self.aes_base not in [label for label, _ in self.labelled_models()]:
+            raise ConfigError(f"aes_base {self.aes_base!r} is not a model label; labels: "
+                              f"{', '.join(label for label, _ in self.labelled_models())}")
         if self.max_examples is not None and self.max_examples <= 0:
             raise ConfigError(f"max_examples must be positive, got {self.max_examples}")
         if self.num_samples < 1 or (self.num_samples > 1 and self.temperature <= 0):

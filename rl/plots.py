@@ -5,7 +5,11 @@ within it, the points of one sweep are joined in order of tokens: the stop-token
 labelled ``tau``), the budget-forcing sweep (squares, labelled with the cap), the uncontrolled run (a star) and the
 no-thinking run (a cross). Data rows (oracle and full traces of the synthetic task) are black diamonds. The dashed
 grey line is the Pareto frontier over every model point of the panel: the points no other point beats on both
-fewer tokens and higher accuracy.
+fewer tokens and higher accuracy; its points are ringed.
+
+Beside it: ``length_histograms`` (thinking lengths of correct vs wrong completions, one panel per uncontrolled
+model row) and ``budget_curve_plot`` (a budget-forcing sweep's accuracy at each cap, and the mean thinking tokens
+of its correct and wrong completions), both from ``rl.efficiency``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from rl.efficiency import budget_curves, even_edges
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,9 @@ def pareto_plot(
         front = [model_points[i] for i in pareto_front(model_points)]
         if len(front) > 1:
             ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="grey", ls="--", lw=1, zorder=1)
+        if front:
+            ax.scatter([p[0] for p in front], [p[1] for p in front], s=260, facecolors="none", edgecolors="grey",
+                       linewidths=1.2, zorder=2)
         ax.set_title(bench)
         ax.set_xlabel("mean thinking tokens" if tokens == "think" else "mean total tokens")
         ax.set_ylabel("accuracy")
@@ -101,6 +110,8 @@ def pareto_plot(
                         ("cap at tier budget", "P"), ("no thinking", "X"), ("data (oracle / full traces)", "D"))
         if any(_kind(r) == lab for r in rows)
     ]
+    handles.append(plt.Line2D([], [], color="grey", marker="o", markerfacecolor="none", markersize=12, ls="--",
+                              label="Pareto front"))
     tiers = list(dict.fromkeys(t for m in models for t in tiers_of[m]))
     if len(tiers) > 1:
         handles += [plt.Line2D([], [], color="grey", ls=["-", "--", ":"][i % 3], label=f"tier {t}")
@@ -125,3 +136,78 @@ def _kind(row: dict[str, Any]) -> str:
     return {"tau": "stop-token τ sweep", "cap": "budget-forcing cap sweep", "tier-cap": "cap at tier budget"}.get(
         row.get("sweep", "base"), "no controls"
     )
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path, what: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    logger.info("%s written to %s", what, path)
+    return path
+
+
+def length_histograms(rows: Sequence[dict[str, Any]], path: str | Path, bins: int = 20) -> Path | None:
+    """Thinking-length histograms of correct (green) and wrong (red) completions, one panel per uncontrolled
+    thinking row (``mode: think``, ``control: none``) that kept its lengths; ``None`` when there is none."""
+    here = [r for r in rows if r.get("mode") == "think" and r.get("control", "none") == "none"
+            and "think_lengths_correct" in r]
+    if not here:
+        return None
+    plt = _pyplot()
+    edges = even_edges([t for r in here for t in r["think_lengths_correct"] + r["think_lengths_wrong"]], bins)
+    cols = min(3, len(here))
+    fig, axes = plt.subplots(-(-len(here) // cols), cols, figsize=(4.5 * cols, 3.2 * -(-len(here) // cols)),
+                             squeeze=False)
+    for ax, r in zip(axes.flat, here):
+        ax.hist([r["think_lengths_correct"], r["think_lengths_wrong"]], bins=edges, color=["tab:green", "tab:red"],
+                label=[f"correct ({len(r['think_lengths_correct'])})", f"wrong ({len(r['think_lengths_wrong'])})"],
+                stacked=False, alpha=0.8)
+        ax.set_title(f"{r['model']} | {r.get('benchmark', '-')} | {r.get('tier', '-')}", fontsize=9)
+        ax.set_xlabel("thinking tokens")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(here):]:
+        ax.axis("off")
+    return _save(fig, path, "length histograms")
+
+
+def budget_curve_plot(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
+    """Per budget-forcing sweep: accuracy at each thinking cap (left) and the mean thinking tokens of correct
+    and wrong completions at each cap (right); ``None`` when the rows hold no ``think_caps`` sweep."""
+    curves = budget_curves(rows)
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, (acc_ax, len_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, c in enumerate(curves):
+        colour, pts = plt.cm.tab10(i % 10), c["points"]
+        label = f"{c['model']} | {c['benchmark']} | {c['tier']}"
+        caps = [p["cap"] for p in pts]
+        acc_ax.plot(caps, [p["accuracy"] for p in pts], marker="s", color=colour, label=label)
+        for key, style in (("think_tokens_correct_mean", "-"), ("think_tokens_wrong_mean", ":")):
+            xs = [p["cap"] for p in pts if p[key] is not None]
+            len_ax.plot(xs, [p[key] for p in pts if p[key] is not None], ls=style, marker="o", color=colour)
+    acc_ax.set(xlabel="thinking cap (tokens)", ylabel="accuracy", ylim=(-0.03, 1.05), title="accuracy at budget")
+    len_ax.set(xlabel="thinking cap (tokens)", ylabel="mean thinking tokens",
+               title="thinking of correct (solid) and wrong (dotted) completions")
+    acc_ax.legend(fontsize=7)
+    for ax in (acc_ax, len_ax):
+        ax.grid(alpha=0.3)
+    return _save(fig, path, "accuracy-at-budget curve")
+
+
+def efficiency_plots(rows: Sequence[dict[str, Any]], out: str | Path) -> dict[str, Path]:
+    """``length_hist.png`` and, with a budget-forcing sweep, ``budget_curve.png`` in ``out`` (beside pareto.png)."""
+    found = {"length_hist": length_histograms(rows, Path(out) / "length_hist.png"),
+             "budget_curve": budget_curve_plot(rows, Path(out) / "budget_curve.png")}
+    return {name: p for name, p in found.items() if p is not None}

@@ -107,6 +107,42 @@ def _expand_flow_lists(args: list[str], parser: argparse.ArgumentParser) -> list
     return out
 
 
+REWARD_STAGES = ("grpo",)  # stages that train on the rewards: a reward recipe's trainer: values apply there only
+
+
+def _flag_value(rest: list[str], flag: str) -> str | None:
+    """The last value given to ``flag`` on the command line (``--flag v`` or ``--flag=v``), or ``None``."""
+    found = None
+    for i, arg in enumerate(rest):
+        name, eq, value = arg.partition("=")
+        if name == flag:
+            found = value if eq else (rest[i + 1] if i + 1 < len(rest) else None)
+    return found
+
+
+def reward_trainer_values(values: dict[str, Any], rest: list[str], allowed: list[str]) -> dict[str, Any]:
+    """The ``trainer:`` values of the run's named reward recipe (``--rewards`` or the recipe's ``rewards:``).
+
+    A reward recipe such as DLER's sets GRPOConfig keys (``scale_rewards``, ``epsilon_high``, ...); they apply
+    over the stage recipe and under the command line in the stages of ``REWARD_STAGES`` (an eval run that names
+    the recipe only to tag itself ignores them). Unknown keys raise ``ConfigError`` naming the allowed ones.
+    """
+    ref = _flag_value(rest, "--rewards")
+    ref = values.get("rewards") if ref is None else ref
+    if not isinstance(ref, str) or ref.lstrip().startswith("["):
+        return {}
+    from rewards.recipes import load_reward_recipe
+
+    try:
+        trainer = load_reward_recipe(ref).trainer
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    bad = sorted(k for k in trainer if k not in allowed or k in ("rewards", "stage", "config"))
+    if bad:
+        raise ConfigError(f"reward recipe {ref!r}: " + _unknown_keys_message(bad, allowed, "trainer key(s)"))
+    return dict(trainer)
+
+
 def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> ParsedRun:
     """Parse ``--stage``, the recipe and the overrides into the stage's dataclasses.
 
@@ -138,7 +174,7 @@ def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> P
     if bad_flags:
         raise ConfigError(_unknown_keys_message(bad_flags, allowed, "command-line flag(s)"))
 
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = reward_trainer_values(values, rest, allowed) if known.stage in REWARD_STAGES else {}
     if "use_cpu" in allowed and _dry_run_requested(values, rest):
         import torch
 

@@ -6,7 +6,11 @@ at least one correct sample), over the problems whose gold answer parses (``unpa
 excluded); mean and median thinking tokens (up to and including ``</think>``, of any token shape:
 ``data.completion_format``); mean answer tokens (after it); mean total tokens; ``within_budget`` = share of
 completions whose thinking fits the tier's budget; ``truncated`` = share cut at the token limit; with budget
-forcing also ``forced`` (share closed at the cap) and ``waits_mean``. The Pareto plot of these rows is ``rl/plots.py``.
+forcing also ``forced`` (share closed at the cap) and ``waits_mean``. Efficiency (``rl.efficiency``): ``accuracy_per_1k`` (accuracy per 1000 thinking tokens),
+``otb_accuracy`` (OptimalThinkingBench's overthinking-adjusted accuracy with ``t_max``), the mean thinking tokens
+of correct and of wrong completions, their lengths (``think_lengths_correct``/``_wrong``, for the histograms),
+and ``aes`` against a named base model (``add_aes``; the weights are printed in the table's header). The Pareto
+plot of these rows and the histograms are ``rl/plots.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from data.completion_format import CompletionFormat
+from rl.efficiency import accuracy_per_1k, overthinking_adjusted_accuracy, split_lengths
 from rl.generation import Generation
 
 COLUMNS = [
@@ -34,7 +39,11 @@ COLUMNS = [
     ("total_tokens_mean", "total tok (mean)"),
     ("within_budget", "within budget"),
     ("truncated", "truncated"),
+    ("accuracy_per_1k", "acc / 1k think tok"),
+    ("otb_accuracy", "OTB acc"),
+    ("aes", "AES"),
 ]
+PER_ITEM_KEYS = ("think_lengths_correct", "think_lengths_wrong")  # lists: results.json only, not tables
 
 
 def summarize(
@@ -44,6 +53,7 @@ def summarize(
     budget: int | None,
     prefilled_thinking: bool = False,
     num_samples: int = 1,
+    t_max: int = 1000,
 ) -> dict[str, Any]:
     """Accuracy and token statistics of one model on one set of prompts.
 
@@ -51,8 +61,9 @@ def summarize(
     prefilled (no-thinking mode) they are 0. ``within_budget`` is the share whose thinking fits ``budget``.
     With ``num_samples = k > 1`` the generations are problem-major (k consecutive samples per problem); ``n`` is
     the number of problems, ``accuracy`` avg@k and ``pass_at_k`` the share of problems solved at least once.
-    A score of ``None`` (the gold answer does not parse) leaves the accuracy; ``unparsable_gold`` counts those
-    problems. ``fmt``: the completion format (or a one-token close id; ``None``: thinking is the whole completion).
+    A score of ``None`` (the gold answer does not parse) leaves the accuracy and the efficiency metrics;
+    ``unparsable_gold`` counts those problems. ``fmt``: the completion format (or a one-token close id; ``None``:
+    thinking is the whole completion). ``t_max`` is OptimalThinkingBench's thinking-token horizon of ``otb_accuracy``.
     """
     if num_samples < 1 or len(generations) % num_samples:
         raise ValueError(f"{len(generations)} generations are not a whole number of {num_samples} samples each")
@@ -74,6 +85,13 @@ def summarize(
         "within_budget": (sum(k <= budget for k in think) / m) if budget else None,
         "truncated": sum(not g.finished for g in generations) / m,
     }
+    kept = [(s, t) for s, t in zip(scores, think) if s is not None]
+    right, wrong = split_lengths([s for s, _ in kept], [t for _, t in kept])
+    row["accuracy_per_1k"] = accuracy_per_1k(row["accuracy"], row["think_tokens_mean"]) if graded else None
+    row["otb_accuracy"] = overthinking_adjusted_accuracy(*zip(*kept), t_max) if kept else None
+    row["think_tokens_correct_mean"] = statistics.fmean(right) if right else None
+    row["think_tokens_wrong_mean"] = statistics.fmean(wrong) if wrong else None
+    row["think_lengths_correct"], row["think_lengths_wrong"] = right, wrong
     if num_samples > 1:
         groups = [scores[i : i + num_samples] for i in range(0, m, num_samples) if scores[i] is not None]
         row["num_samples"] = num_samples
@@ -88,13 +106,20 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.3f}" if value <= 1.0 else f"{value:.1f}"
+        return f"{value:.3f}" if abs(value) <= 1.0 else f"{value:.1f}"
     return str(value)
+
+
+def aes_title(rows: Sequence[dict[str, Any]]) -> str:
+    """``AES`` with its base and weights, e.g. ``AES (vs sft; w 1, b 5, g 10)``, as the column title."""
+    specs = {(r["aes_base"], r["aes_weights"]) for r in rows if r.get("aes_base") is not None}
+    return "AES" if len(specs) != 1 else "AES (vs {}; {})".format(*specs.pop())
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown (and console) table of the rows, one line each, in ``COLUMNS`` order."""
-    header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    titles = {"aes": aes_title(rows)}
+    header = "| " + " | ".join(titles.get(key, title) for key, title in COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(_cell(r.get(key)) for key, _ in COLUMNS) + " |" for r in rows]
     return "\n".join([header, rule, *body])

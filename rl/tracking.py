@@ -147,6 +147,9 @@ SUMMARY_METRICS = {  # eval row field -> summary name
     "total_tokens_mean": "total_tokens",
     "within_budget": "within_budget",
     "truncated": "truncated",
+    "accuracy_per_1k": "accuracy_per_1k_think",
+    "otb_accuracy": "otb_accuracy",
+    "aes": "aes",
 }
 
 
@@ -166,7 +169,8 @@ def comparison_summary(rows: list[dict]) -> dict[str, float]:
 
     From the rows with the thinking on and no length control (``mode: think``, ``control: none``; see
     ``rl.stages.evaluation``): ``eval/accuracy``, ``eval/think_tokens``, ``eval/total_tokens``,
-    ``eval/within_budget`` and ``eval/truncated`` (means over tiers and benchmarks, weighted by problems), and the
+    ``eval/within_budget``, ``eval/truncated``, ``eval/accuracy_per_1k_think``, ``eval/otb_accuracy`` and
+    ``eval/aes`` (means over tiers and benchmarks, weighted by problems), and the
     same per tier (``eval/<tier>/accuracy``, ...). A run that evaluates several models gets none (the keys would
     mix models); its ``eval/results`` table and ``eval/accuracy_vs_think_tokens`` scatter hold them.
     """

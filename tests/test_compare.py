@@ -13,6 +13,7 @@ import pytest
 from rl.compare import comparison_rows, markdown_comparison, write_comparison
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RECIPES = ["tldr", "kimi", "l1_max", "shorter_better", "smartthinker", "alp", "laser", "dler"]
 
 
 def eval_row(model: str, tier: str, accuracy: float, think: float, **extra) -> dict:
@@ -97,7 +98,7 @@ def test_markdown_table_has_one_line_per_row(rows):
     table = markdown_comparison(out).splitlines()
     assert len(table) == 2 + len(out)
     assert table[0].startswith("| recipe | tier | n | accuracy | think tok (mean) | total tok (mean) |")
-    assert table[3] == "| tldr | medium | 300 | 0.150 | 41.0 | 52.0 | 0.500 | 0.000 | 180 | yes |"
+    assert table[3] == "| tldr | medium | 300 | 0.150 | 41.0 | 52.0 | 0.500 | 0.000 | - | - | - | 180 | yes |"
     assert table[-1].startswith("| oracle | - | 300 | 1.000 | 41.1 | 52.1 |") and table[-1].endswith("| - | - |")
 
 
@@ -129,7 +130,7 @@ def test_driver_recipe_labels_and_commands():
         drv.parse_recipe("../x=tldr")
     args = argparse.Namespace(grpo_config="configs/tiny/grpo.yaml", eval_config="configs/tiny/eval.yaml",
                               sft="outputs/tiny/sft", out=Path("outputs/compare"), budget="mixed", steps=7, seed=3,
-                              num_test=50)
+                              num_test=50, otb_t_max=200)
     grpo = drv.grpo_args(args, "kimi", "kimi", "compare-x")
     flags = dict(zip(grpo[::2], grpo[1::2]))
     assert flags["--rewards"] == "kimi" and flags["--output_dir"] == "outputs/compare/kimi"
@@ -149,7 +150,7 @@ def test_driver_commands_parse_as_recipes():
     drv = _driver()
     args = argparse.Namespace(grpo_config="configs/tiny/grpo.yaml", eval_config="configs/tiny/eval.yaml",
                               sft="outputs/tiny/sft", out=Path("outputs/compare"), budget="medium", steps=5, seed=0,
-                              num_test=20)
+                              num_test=20, otb_t_max=150)
     run = parse_args(drv.grpo_args(args, "k", "[{name: correctness}, {name: kimi}]", "compare-x"), stage_types())
     grpo = run.stage_args[0]
     assert [r["name"] for r in run.lcrl.rewards] == ["correctness", "kimi"]
@@ -158,3 +159,36 @@ def test_driver_commands_parse_as_recipes():
     (ev,) = run.stage_args
     assert ev.models == ["sft=outputs/tiny/sft", "k=outputs/compare/k"] and ev.no_thinking is False
     assert ev.plot is False and ev.eval_tiers == ["medium"] and run.lcrl.num_test == 20
+    assert ev.aes_base == "sft" and ev.otb_t_max == 150
+
+
+def test_driver_takes_every_default_recipe_with_its_trainer_values():
+    """``make compare``'s default recipes (the 2025-26 group rewards and the DLER baseline among them) parse, and
+    DLER's trainer values reach only its own run."""
+    from rl.recipes import parse_args
+    from rl.stages import stage_types
+
+    drv = _driver()
+    assert drv.DEFAULT_RECIPES == DEFAULT_RECIPES
+    args = argparse.Namespace(grpo_config="configs/tiny/grpo.yaml", eval_config="configs/tiny/eval.yaml",
+                              sft="outputs/tiny/sft", out=Path("outputs/compare"), budget="medium", steps=5, seed=0,
+                              num_test=20, otb_t_max=200)
+    for label in DEFAULT_RECIPES:
+        run = parse_args(drv.grpo_args(args, label, label, "compare-x"), stage_types())
+        grpo = run.stage_args[0]
+        assert run.lcrl.reward_recipe == label
+        assert (grpo.scale_rewards, grpo.epsilon_high) == (("batch", 0.28) if label == "dler" else ("group", None))
+
+
+def test_efficiency_columns_and_length_histograms(tmp_path):
+    lengths = {"think_lengths_correct": [30, 40], "think_lengths_wrong": [90]}
+    rows = [eval_row("sft", "medium", 0.5, 100.0, accuracy_per_1k=5.0, otb_accuracy=0.3, aes=0.0, **lengths),
+            eval_row("tldr", "medium", 0.5, 50.0, accuracy_per_1k=10.0, otb_accuracy=0.4, aes=0.5, **lengths)]
+    for r in rows:
+        r.update(aes_base="sft", aes_weights="w 1, b 5, g 10")
+    out = comparison_rows(rows, {"tldr": {}})
+    table = markdown_comparison(out).splitlines()
+    assert "| acc / 1k think tok | OTB acc | AES (vs sft; w 1, b 5, g 10) | train wall (s) | Pareto |" in table[0]
+    assert table[3] == "| tldr | medium | 300 | 0.500 | 50.0 | 61.0 | 0.500 | 0.000 | 10.0 | 0.400 | 0.500 | - | yes |"
+    paths = write_comparison(out, tmp_path, {}, eval_rows=rows)
+    assert _png_size(paths["hist"])[0] > 0 and paths["hist"].name == "length_hist.png"

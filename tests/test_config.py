@@ -30,7 +30,7 @@ def test_every_stage_reads_its_default_recipe(stage, types):
 
 def test_command_line_overrides_the_recipe(types):
     run = parse_args(["--stage", "grpo", "--budget", "short", "--learning_rate", "1e-5", "--max_steps", "3"], types)
-    grpo_args, model_args, refresh = run.stage_args
+    grpo_args, model_args, refresh, dynamic = run.stage_args
     assert run.lcrl.budget == "short" and grpo_args.learning_rate == 1e-5 and grpo_args.max_steps == 3
     assert model_args.model_name_or_path == "outputs/tiny/sft"  # from the recipe
     assert run.lcrl.rewards[0]["name"] == "tldr"

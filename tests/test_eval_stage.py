@@ -42,12 +42,17 @@ def test_default_recipe_columns_and_rows(model_dir, tmp_path):
         ("tiny", "think"), ("tiny", "no-think"), ("oracle", "data"), ("full traces", "data")]
     header = (tmp_path / "results.md").read_text().splitlines()[0]
     for title in ("model", "benchmark", "tier", "mode", "control", "n", "accuracy", "think tok (mean)",
-                  "think tok (median)", "answer tok (mean)", "total tok (mean)", "within budget", "truncated"):
+                  "think tok (median)", "answer tok (mean)", "total tok (mean)", "within budget", "truncated",
+                  "acc / 1k think tok", "OTB acc", "AES (vs tiny; w 1, b 5, g 10)"):
         assert f"| {title} |" in header
     think = rows[0]
     assert think["benchmark"] == "synthetic" and think["control"] == "none" and think["n"] == 6
     assert rows[1]["think_tokens_mean"] == 0
     assert (tmp_path / "pareto.png").stat().st_size > 1000
+    assert (tmp_path / "length_hist.png").stat().st_size > 1000  # beside pareto.png
+    assert not (tmp_path / "budget_curve.png").exists()  # no budget-forcing sweep
+    assert len(think["think_lengths_correct"]) + len(think["think_lengths_wrong"]) == 6
+    assert think["otb_accuracy"] <= think["accuracy"]
     assert json.loads((tmp_path / "samples.json").read_text())[0]["model"] == "tiny"
 
 
@@ -66,6 +71,9 @@ def test_tau_and_budget_forcing_sweep_in_one_command(model_dir, tmp_path):
             assert r["think_tokens_mean"] <= cap and r["think_cap"] == cap
         assert mine[f"cap={budget}"]["within_budget"] == 1.0  # capped at the tier budget: always compliant
     assert (tmp_path / "pareto.png").stat().st_size > 1000
+    assert (tmp_path / "budget_curve.png").stat().st_size > 1000
+    curves = json.loads((tmp_path / "results.json").read_text())["budget_curves"]
+    assert [(c["tier"], [p["cap"] for p in c["points"]]) for c in curves] == [("short", [3, 6]), ("long", [3, 6])]
     assert "tau=1e-06" in markdown_table(rows)
 
 
@@ -122,9 +130,11 @@ def test_wandb_gets_metrics_plot_and_samples(model_dir, tmp_path):
             self.finished = True
 
     run = Run()
-    log_to_wandb(run, rows, samples, pareto_plot(rows, tmp_path / "p.png"))
+    log_to_wandb(run, rows, samples, {"pareto": pareto_plot(rows, tmp_path / "p.png")})
     assert isinstance(run.logged["eval/results"], wandb.Table) and isinstance(run.logged["eval/pareto"], wandb.Image)
     assert len(run.logged["eval/samples"].data) == len(samples) == 2 * 4
     assert "completion" in run.logged["eval/samples"].columns
     assert run.summary["tiny/synthetic/medium/think/tau=0.3/accuracy"] == rows[1]["accuracy"]
+    assert run.summary["tiny/synthetic/medium/think/tau=0.3/otb_accuracy"] == rows[1]["otb_accuracy"]
+    assert "think_lengths_correct" not in run.logged["eval/results"].columns  # per-item lists: results.json only
     assert run.finished

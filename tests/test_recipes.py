@@ -22,6 +22,7 @@ import yaml
 
 import train
 from rewards.recipes import reward_recipes_available
+from rl.config import ConfigError
 from rl.recipes import NOT_STAGE_RECIPES, parse_args
 from rl.stages import STAGE_MODULES, stage_types
 
@@ -92,7 +93,8 @@ def test_every_recipe_dry_runs_through_the_cli(recipe, tmp_path, no_model_loads,
 
 
 def test_the_reward_recipes_exist_and_are_documented():
-    assert {"tldr", "l1_exact", "l1_max", "kimi", "efficiency", "cosine", "correctness", "thinkprune"} <= set(
+    assert {"tldr", "l1_exact", "l1_max", "kimi", "efficiency", "cosine", "correctness", "thinkprune",
+            "shorter_better", "smartthinker", "alp", "laser", "dler"} <= set(
         REWARD_RECIPES
     )
     for name in REWARD_RECIPES:
@@ -110,6 +112,22 @@ def test_grpo_dry_runs_with_each_reward_recipe(name, tmp_path, no_model_loads, c
     names = [spec["name"] for spec in yaml.safe_load((CONFIGS / "rewards" / f"{name}.yaml").read_text())["rewards"]]
     assert f"budget mixed, rewards {names}" in caplog.text  # the recipe's rewards reached the GRPO stage
     assert not out.exists()
+
+
+def test_a_reward_recipes_trainer_values_apply_under_the_command_line(tmp_path):
+    base = ["--stage", "grpo", "--dry_run", "true", "--output_dir", str(tmp_path / "out")]
+    grpo = parse_args([*base, "--rewards", "dler"], stage_types()).stage_args[0]
+    assert (grpo.scale_rewards, grpo.epsilon_high, grpo.max_completion_length) == ("batch", 0.28, 96)
+    grpo = parse_args([*base, "--rewards=dler", "--epsilon_high", "0.2"], stage_types()).stage_args[0]
+    assert (grpo.scale_rewards, grpo.epsilon_high) == ("batch", 0.2)  # the command line wins
+    grpo = parse_args([*base, "--rewards", "kimi"], stage_types()).stage_args[0]
+    assert (grpo.scale_rewards, grpo.epsilon_high, grpo.max_completion_length) == ("group", None, 256)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rewards: [{name: correctness}]\ntrainer: {epsilon_hi: 0.3}\n")
+    with pytest.raises(ConfigError, match="unknown trainer key.*did you mean epsilon_high"):
+        parse_args([*base, "--rewards", str(bad)], stage_types())
+    ev = parse_args(["--stage", "eval", "--rewards", "dler", "--models", "m=x"], stage_types())  # tags only
+    assert ev.lcrl.reward_recipe == "dler" and ev.stage_args[0].max_new_tokens == 320  # configs/tiny/eval.yaml
 
 
 def test_unknown_reward_recipe_exits_2_naming_the_recipes(capsys):

@@ -17,6 +17,7 @@ CTX = RewardContext(tiers=TIERS, think_end_id=END, grading=GradingConfig(workers
 FULL, ORACLE = 100, 38  # thinking tokens of a full synthetic trace and of its essential steps
 TIER_AWARE = ("tldr", "l1_exact", "l1_max", "thinkprune")  # read each prompt's tier budget
 LENGTH_FREE = ("correctness",)
+CUT_AT_CAP = ("dler",)  # a cut completion scores 0: the limit is on the whole completion (the generation cap)
 
 
 def score(recipe: str, items: list[tuple[bool, int]], tier: str) -> list[float]:
@@ -49,7 +50,7 @@ def test_names_paths_and_inline_lists_resolve():
 @pytest.mark.parametrize(
     "value, message",
     [
-        ("kimmi", r"unknown reward recipe 'kimmi'; available: correctness, cosine, efficiency, kimi, l1_exact"),
+        ("kimmi", r"unknown reward recipe 'kimmi'; available: alp, correctness, cosine, dler, efficiency, kimi, l1_exact"),
         ("nowhere/rewards.yaml", r"reward recipe file 'nowhere/rewards.yaml' not found; named recipes: "),
         ([], r"'rewards' must be a non-empty list"),
         ([{"weight": 1.0}], r"rewards\[0\] must be a mapping with a 'name'"),
@@ -70,6 +71,17 @@ def test_a_reward_recipe_file_holds_only_rewards(tmp_path):
     assert recipe.name == "mine" and recipe.weights() == {"kimi": 1.0, "correctness": 0.5}
 
 
+def test_a_reward_recipe_may_set_trainer_values(tmp_path):
+    dler = load_reward_recipe("dler")
+    assert dler.trainer == {"max_completion_length": 96, "scale_rewards": "batch", "epsilon_high": 0.28}
+    assert dler.rewards == [{"name": "thinkprune", "weight": 1.0, "limit": 95, "length_of": "completion"}]
+    assert load_reward_recipe("kimi").trainer == {}
+    path = tmp_path / "bad.yaml"
+    path.write_text("rewards: [{name: kimi}]\ntrainer: [scale_rewards]\n")
+    with pytest.raises(ValueError, match="'trainer' must be a mapping"):
+        load_reward_recipe(str(path))
+
+
 def test_lcrl_arguments_take_a_recipe_name_and_keep_it():
     args = LcrlArguments(rewards="efficiency")
     assert args.reward_recipe == "efficiency" and args.rewards == load_reward_recipe("efficiency").rewards
@@ -83,7 +95,8 @@ def test_lcrl_arguments_take_a_recipe_name_and_keep_it():
 def test_every_recipe_builds_with_the_registry(recipe):
     funcs, weights = build_rewards(load_reward_recipe(recipe).rewards, CTX)
     assert len(funcs) == len(weights) >= 1 and all(w > 0 for w in weights)
-    assert all(s.get("length_of", "thinking") == "thinking" for s in load_reward_recipe(recipe).rewards)
+    measured = "completion" if recipe in CUT_AT_CAP else "thinking"
+    assert all(s.get("length_of", "thinking") == measured for s in load_reward_recipe(recipe).rewards)
 
 
 @pytest.mark.parametrize("recipe", reward_recipes_available())
@@ -91,7 +104,7 @@ def test_every_recipe_prefers_correct_and_short(recipe):
     # medium: the oracle length is inside its band (short's budget sits below the mean oracle length on purpose)
     right_short, right_full, wrong_short = score(recipe, [(True, ORACLE), (True, FULL), (False, ORACLE)], "medium")
     assert right_short > wrong_short
-    assert right_full > wrong_short or recipe in TIER_AWARE  # tier-aware: over the budget may cost it all
+    assert right_full > wrong_short or recipe in (*TIER_AWARE, *CUT_AT_CAP)  # over the budget may cost it all
     if recipe in LENGTH_FREE:
         assert right_short == right_full
     else:

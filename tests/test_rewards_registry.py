@@ -13,7 +13,8 @@ from rewards import REGISTRY, GradingConfig, RewardContext, build_rewards, regis
 from rewards.metrics import TierMetrics
 
 CTX = RewardContext(grading=GradingConfig(workers=0))
-ALL = ["correctness", "cosine", "efficiency", "format", "kimi", "l1_exact", "l1_max", "overlong", "thinkprune", "tldr"]
+ALL = ["alp", "correctness", "cosine", "efficiency", "format", "kimi", "l1_exact", "l1_max", "laser", "overlong",
+       "shorter_better", "smartthinker", "thinkprune", "tldr"]
 
 
 def test_every_reward_is_registered_and_documented():
@@ -52,8 +53,8 @@ def test_every_reward_builds_with_defaults_and_pickles():
 @pytest.mark.parametrize(
     "specs, message",
     [
-        ([], "empty; pick from: correctness, cosine"),
-        ([{"name": "brevity"}], "unknown reward 'brevity'; known rewards: correctness, cosine, efficiency"),
+        ([], "empty; pick from: alp, correctness, cosine"),
+        ([{"name": "brevity"}], "unknown reward 'brevity'; known rewards: alp, correctness, cosine, efficiency"),
         ([{"weight": 1.0}], "must be a mapping with a 'name'"),
         (["tldr"], "must be a mapping with a 'name'"),
         ([{"name": "tldr", "budget": 5}], r"unknown parameter\(s\) \['budget'\] for reward 'tldr'; allowed: weight"),

@@ -122,6 +122,8 @@ def test_comparison_summary_of_a_one_model_eval():
     assert summary["eval/short/accuracy"] == 0.5 and summary["eval/long/think_tokens"] == 100
     assert summary["eval/short/within_budget"] == 1.0 and summary["eval/long/total_tokens"] == 110
     assert comparison_summary(rows + [_row("sft", "short", 0.4, 95)]) == {}  # several models: no flat keys
+    rows[0]["otb_accuracy"], rows[1]["otb_accuracy"] = 0.4, 0.8  # efficiency columns weigh the same way
+    assert comparison_summary(rows)["eval/otb_accuracy"] == pytest.approx((0.4 * 300 + 0.8 * 100) / 400)
 
 
 def test_log_comparison_writes_summary_and_scatter():

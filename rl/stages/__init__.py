@@ -21,10 +21,12 @@ def stage_types() -> dict[str, tuple[type, ...]]:
     """The dataclasses each stage's recipe fills, ``LcrlArguments`` first."""
     from trl import GRPOConfig, ModelConfig, SFTConfig
 
+    from rl.dynamic_sampling import DynamicSamplingArguments
+
     return {
         "init": (LcrlArguments, InitArguments),
         "sft": (LcrlArguments, SFTConfig, ModelConfig),
-        "grpo": (LcrlArguments, GRPOConfig, ModelConfig, RefreshArguments),
+        "grpo": (LcrlArguments, GRPOConfig, ModelConfig, RefreshArguments, DynamicSamplingArguments),
         "eval": (LcrlArguments, EvalArguments),
         "prune": (LcrlArguments, PruneArguments),
     }

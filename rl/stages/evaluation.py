@@ -18,7 +18,8 @@ which shows how much the model needs its reasoning, and on the synthetic task th
 traces and the full traces the SFT data came from.
 
 Outputs in ``output_dir``: ``results.json`` (rows + config), ``results.md`` (the table, also printed),
-``pareto.png`` (``rl.plots``), ``samples.json`` (a few completions per run); the same metrics, the plot and a table
+``pareto.png`` (``rl.plots``; beside it ``length_hist.png``, and ``budget_curve.png`` for a ``think_caps`` sweep),
+``samples.json`` (a few completions per run); the same metrics, the plot and a table
 of samples go to W&B.
 """
 
@@ -40,10 +41,11 @@ from rewards.correctness import EVAL_GRADING, get_grader
 from rewards.verify import gold_parses
 from rl.config import ConfigError, EvalArguments
 from rl.controls import BudgetForcing
+from rl.efficiency import AesWeights, add_aes, budget_curves
 from rl.generation import Engine, SamplingParams, chat_prompts, make_engine
 from rl.model_files import load_tokenizer
 from rl.recipes import ParsedRun, dump_run
-from rl.report import markdown_table, summarize, write_results
+from rl.report import PER_ITEM_KEYS, markdown_table, summarize, write_results
 from rl.stages.common import task_traces
 from rl.tracking import log_comparison, start_wandb_run
 
@@ -154,7 +156,7 @@ def run_once(
     graded = get_grader(EVAL_GRADING).grade([g.text for g in gens], golds, [not g.finished for g in gens], opened, fmt)
     parses = {gold: gold_parses(gold, EVAL_GRADING.normalization) for gold in set(golds)}
     scores = [s if parses[gold] else None for s, gold in zip(graded, golds)]
-    row = summarize(gens, scores, fmt, budget, prefilled_thinking=prefilled, num_samples=k)
+    row = summarize(gens, scores, fmt, budget, prefilled_thinking=prefilled, num_samples=k, t_max=args.otb_t_max)
     if row["unparsable_gold"]:
         logger.warning("%s: %d problems have a gold answer math-verify cannot read: left out of the accuracy", desc,
                        row["unparsable_gold"])
@@ -223,38 +225,39 @@ def run(run: ParsedRun) -> None:
     if SYNTHETIC in args.benchmarks:
         rows += oracle_rows(run, load_tokenizer(models[0][1], args.trust_remote_code))
     out = Path(args.output_dir)
-    path = write_results(rows, out, {"config": run.to_dict()})
+    add_aes(rows, args.aes_base or models[0][0], AesWeights(*args.aes_weights))
+    path = write_results(rows, out, {"config": run.to_dict(), "budget_curves": budget_curves(rows)})
     (out / "samples.json").write_text(json.dumps(samples, indent=2))
     dump_run(run, out)
-    plot = None
+    plots: dict[str, Path] = {}
     if args.plot:
-        from rl.plots import pareto_plot
+        from rl.plots import efficiency_plots, pareto_plot
 
-        plot = pareto_plot(rows, out / "pareto.png", tokens=args.plot_tokens,
-                           title=f"accuracy against {args.plot_tokens} tokens ({', '.join(m for m, _ in models)})")
+        plots["pareto"] = pareto_plot(rows, out / "pareto.png", tokens=args.plot_tokens, title=(
+            f"accuracy against {args.plot_tokens} tokens ({', '.join(m for m, _ in models)})"))
+        plots.update(efficiency_plots(rows, out))
     print(markdown_table(rows))  # the stage's report is its output
-    logger.info("results written to %s%s", path, f", plot {plot}" if plot else "")
+    logger.info("results written to %s%s", path, f", plots {', '.join(map(str, plots.values()))}" if plots else "")
     if wb is not None:
-        log_to_wandb(wb, rows, samples, plot)
+        log_to_wandb(wb, rows, samples, plots)
 
 
-def log_to_wandb(wb, rows: list[dict], samples: list[dict], plot: Path | None) -> None:
-    """The results table, per-run summary metrics, the Pareto plot and a table of sample completions."""
+def log_to_wandb(wb, rows: list[dict], samples: list[dict], plots: dict[str, Path]) -> None:
+    """The results table, per-run summary metrics, the plots and a table of sample completions."""
     import wandb
 
-    keys = sorted({k for r in rows for k in r})
+    keys = sorted({k for r in rows for k in r if k not in PER_ITEM_KEYS})
     payload = {"eval/results": wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])}
     if samples:
         skeys = list(samples[0])
         payload["eval/samples"] = wandb.Table(columns=skeys, data=[[s.get(k) for k in skeys] for s in samples])
-    if plot is not None:
-        payload["eval/pareto"] = wandb.Image(str(plot))
+    payload.update({f"eval/{name}": wandb.Image(str(p)) for name, p in plots.items()})
     wb.log(payload)
     for r in rows:
         if r["mode"] != "data":
             prefix = f"{r['model']}/{r['benchmark']}/{r['tier']}/{r['mode']}/{r['control']}"
             wb.summary.update({f"{prefix}/{k}": r[k] for k in (
                 "accuracy", "think_tokens_mean", "answer_tokens_mean", "total_tokens_mean", "within_budget",
-                "truncated") if r.get(k) is not None})
+                "truncated", "accuracy_per_1k", "otb_accuracy", "aes") if r.get(k) is not None})
     log_comparison(wb, rows)
     wb.finish()

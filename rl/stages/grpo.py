@@ -6,6 +6,9 @@ are validated before anything is loaded or written. Re-running the command resum
 
 With ``refresh_every: N`` the prompts come from a pool refreshed on-policy every N steps (``rl.refresh``, trainer
 in ``rl.refresh_trainer``): prompts the policy always or never solves make way for fresh ones from the reserve.
+With ``dynamic_sampling: true`` (``rl.dynamic_sampling``, DAPO's filter_groups) groups whose rewards have no
+variance are dropped before the loss and replaced by fresh prompts' groups, at most ``max_gen_rounds`` rounds.
+The two are alternatives: one changes which prompts are drawn, the other what reaches the loss.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from trl import GRPOTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from data.completion_format import CompletionFormat
 from rewards import RewardContext, build_rewards
+from rl.config import ConfigError
 from rl.recipes import ParsedRun
 from rl.refresh import check_refresh, question_of
 from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
@@ -29,7 +33,7 @@ DEFAULT_REWARDS = [{"name": "tldr", "weight": 1.0}]
 
 def run(run: ParsedRun) -> None:
     lcrl = run.lcrl
-    grpo_args, model_args, refresh = run.stage_args
+    grpo_args, model_args, refresh, dynamic = run.stage_args
     tiers = resolve_tiers(lcrl.tiers)
     specs = lcrl.rewards or DEFAULT_REWARDS
     grading = lcrl.grading_config()
@@ -37,6 +41,11 @@ def run(run: ParsedRun) -> None:
     train = task_dataset(lcrl, "train", target=None)
     check_refresh(refresh, len(train) or lcrl.num_train, grpo_args.generation_batch_size // grpo_args.num_generations)
     logger.info("GRPO on %d prompts, budget %s, rewards %s", len(train), lcrl.budget, [s["name"] for s in specs])
+    if refresh.enabled and dynamic.dynamic_sampling:
+        raise ConfigError("refresh_every and dynamic_sampling are alternatives; set one of them")
+    if dynamic.dynamic_sampling:
+        logger.info("dynamic sampling: zero-variance groups dropped, at most %s generation rounds per batch",
+                    dynamic.max_gen_rounds or "unlimited")
     if refresh.enabled:
         logger.info("on-policy refresh every %d steps: a pool of %d prompts, a reserve of %d",
                     refresh.refresh_every, refresh.refresh_pool, len(train) - refresh.refresh_pool)
@@ -57,6 +66,10 @@ def run(run: ParsedRun) -> None:
         questions = [question_of(row, tiers) for row in train]
         trainer = RefreshGRPOTrainer(problems=train, questions=questions, refresh_args=refresh, grading=grading,
                                      completion_format=fmt, **common)
+    elif dynamic.dynamic_sampling:
+        from rl.dynamic_sampling import DynamicSamplingGRPOTrainer
+
+        trainer = DynamicSamplingGRPOTrainer(train_dataset=train, dynamic_args=dynamic, **common)
     else:
         trainer = GRPOTrainer(train_dataset=train, **common)
     train_and_save(trainer, run, resume)
