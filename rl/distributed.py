@@ -131,7 +131,8 @@ def vllm_placement(gpu_memory_utilization: float) -> dict[str, Any]:
         return {"gpu_memory_utilization": gpu_memory_utilization}
     local = int(os.environ.get("LOCAL_WORLD_SIZE", st.num_processes))
     per_gpu = math.ceil(local / max(1, torch.cuda.device_count()))
-    return {"distributed_executor_backend": "external_launcher", "gpu_memory_utilization": gpu_memory_utilization / per_gpu}
+    return {"distributed_executor_backend": "external_launcher",
+            "gpu_memory_utilization": gpu_memory_utilization / per_gpu}
 
 
 def check_group_layout(per_device_batch: int, steps_per_generation: int, num_generations: int, world_size: int,

@@ -58,6 +58,16 @@ if os.environ.get("DRIVER_GRPO"):
         return report
 
     rl.refresh_trainer.RefreshGRPOTrainer.refresh_pool = logged
+    kill_at = int(os.environ.get("DRIVER_KILL_AT", "0"))
+    import transformers.trainer as hf
+    step_end = hf.Trainer._maybe_log_save_evaluate
+
+    def maybe_kill(self, *args, **kwargs):  # SIGKILL at the end of step kill_at, after any checkpoint of that step
+        step_end(self, *args, **kwargs)
+        if self.state.global_step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    hf.Trainer._maybe_log_save_evaluate = maybe_kill
 if os.environ.get("DRIVER_PRUNE"):
     import rl.generation
     from transformers import AutoTokenizer
@@ -169,8 +179,8 @@ def test_prune_on_two_processes_writes_the_one_process_lines(prune_reference, tm
 def test_prune_killed_on_two_processes_resumes_every_record_exactly_once(prune_reference, tmp_path):
     tok, reference = prune_reference
     out = tmp_path / "out"
-    proc = launch(tmp_path, 2, [*PRUNE, "--output_dir", str(out)], env={"DRIVER_PRUNE": str(tok), "DRIVER_DELAY": "0.4"},
-                  background=True)
+    slow = {"DRIVER_PRUNE": str(tok), "DRIVER_DELAY": "0.4"}
+    proc = launch(tmp_path, 2, [*PRUNE, "--output_dir", str(out)], env=slow, background=True)
     log = out / "pruned.jsonl"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -207,7 +217,7 @@ def test_sft_on_two_processes_matches_one(tiny_base, tmp_path):
 
 
 # --- grpo ---
-GRPO = ["--stage", "grpo", "--num_train", "12", "--max_steps", "3", "--save_steps", "3", "--num_generations", "4",
+GRPO = ["--stage", "grpo", "--num_train", "12", "--max_steps", "4", "--save_steps", "2", "--num_generations", "4",
         "--max_completion_length", "12", "--logging_steps", "1", "--use_cpu", "true", "--grading", "{workers: 0}",
         "--rewards", "[{name: correctness, weight: 1.0}, {name: kimi, weight: 0.5}]",
         "--refresh_every", "1", "--refresh_pool", "4", "--temperature", "1.0"]
@@ -222,23 +232,46 @@ def test_grpo_layout_that_splits_groups_is_refused(tiny_base, tmp_path):
     ok(launch(tmp_path, 2, [*args, "--per_device_train_batch_size", "4"]), "grpo", 2)
 
 
+SCRIPTED = {"DRIVER_GRPO": "1"}  # scripted correctness for the pool, kimi's rewards and the refreshes recorded
+
+
 def _kimi_calls(out: Path, rank: int) -> list[dict]:
     return read_jsonl(out / f"kimi-rank{rank}.jsonl")
 
 
+def grpo_run(tmp: Path, nproc: int, tiny_base: Path, kill_at: int = 0, wandb: bool = False):
+    per_device = "8" if nproc == 1 else "4"  # the same 2 prompts x 4 completions per step
+    args = [*GRPO, "--model_name_or_path", str(tiny_base), "--output_dir", str(tmp / "g"),
+            "--per_device_train_batch_size", per_device, "--report_to", "wandb" if wandb else "none"]
+    return launch(tmp, nproc, args, wandb="offline" if wandb else "disabled",
+                  env={**SCRIPTED, "DRIVER_KILL_AT": str(kill_at)})
+
+
+@pytest.fixture(scope="module")
+def grpo_pair(tiny_base, tmp_path_factory) -> tuple[Path, Path]:
+    """GRPO with kimi and refresh, 4 steps (checkpoints at 2 and 4), on one process and on two."""
+    one, two = tmp_path_factory.mktemp("grpo1"), tmp_path_factory.mktemp("grpo2")
+    ok(grpo_run(one, 1, tiny_base), "grpo", 1)
+    ok(grpo_run(two, 2, tiny_base, wandb=True), "grpo", 2)
+    return one, two
+
+
+def _pool(run: Path, step: int, window: bool = False) -> dict:
+    pool = json.loads((run / "g" / f"checkpoint-{step}" / POOL_FILE).read_text())
+    if not window:
+        pool.pop("window")
+    return pool
+
+
 @pytest.mark.slow
-def test_grpo_with_kimi_and_refresh_on_two_processes(tiny_base, tmp_path):
+def test_grpo_with_kimi_and_refresh_on_two_processes(grpo_pair):
     from rewards.group import Kimi, group_indices
     from rewards.registry import GradingConfig, RewardContext
 
-    one, two = tmp_path / "one", tmp_path / "two"
-    ok(launch(one, 1, [*GRPO, "--model_name_or_path", str(tiny_base), "--output_dir", str(one / "g"),
-                       "--per_device_train_batch_size", "8", "--report_to", "none"]), "grpo", 1)
-    ok(launch(two, 2, [*GRPO, "--model_name_or_path", str(tiny_base), "--output_dir", str(two / "g"),
-                       "--per_device_train_batch_size", "4", "--report_to", "wandb"], wandb="offline"), "grpo", 2)
+    one, two = grpo_pair
     # group rewards: every call holds whole groups, and the rewards equal those of one call over both ranks
     calls = [_kimi_calls(two / "driver_out", r) for r in (0, 1)]
-    assert len(calls[0]) == len(calls[1]) == 3
+    assert len(calls[0]) == len(calls[1]) == 4
     kimi = Kimi(RewardContext(grading=GradingConfig(workers=0)))  # one process, one call over whole groups
     for c0, c1 in zip(*calls):
         for c in (c0, c1):
@@ -250,9 +283,19 @@ def test_grpo_with_kimi_and_refresh_on_two_processes(tiny_base, tmp_path):
     # refresh: the same decisions on both ranks, and as with one process (correctness is scripted)
     pools = [read_jsonl(two / "driver_out" / f"pool-rank{r}.jsonl") for r in (0, 1)]
     assert pools[0] == pools[1] == read_jsonl(one / "driver_out" / "pool-rank0.jsonl")
-    assert len(pools[0]) == 3 and any(p["added"] for p in pools[0])
-    saved = [json.loads((d / "g" / "checkpoint-3" / POOL_FILE).read_text()) for d in (one, two)]
-    for s in saved:
-        s.pop("window")
-    assert saved[0] == saved[1]
-    assert (two / "g" / "model.safetensors").is_file() and len(wandb_runs(two)) == 1
+    assert len(pools[0]) == 4 and any(p["added"] for p in pools[0])
+    assert _pool(one, 4) == _pool(two, 4)
+    assert (two / "g" / "model.safetensors").is_file() and len(wandb_runs(two)) == 1  # one writer, one W&B run
+
+
+@pytest.mark.slow
+def test_grpo_killed_on_two_processes_resumes_to_the_uninterrupted_run(grpo_pair, tiny_base, tmp_path):
+    _, whole = grpo_pair
+    killed = grpo_run(tmp_path, 2, tiny_base, kill_at=3)
+    assert killed.returncode != 0 and "stage grpo: world size 2 (" in killed.stderr
+    assert (tmp_path / "g" / "checkpoint-2").is_dir() and not (tmp_path / "g" / "checkpoint-4").exists()
+    ok(grpo_run(tmp_path, 2, tiny_base), "grpo", 2)  # the same command again: resumes from checkpoint-2
+    assert _pool(tmp_path, 2, window=True) == _pool(whole, 2, window=True)
+    assert _pool(tmp_path, 4, window=True) == _pool(whole, 4, window=True)
+    mine, theirs = load_file(tmp_path / "g" / "model.safetensors"), load_file(whole / "g" / "model.safetensors")
+    assert mine.keys() == theirs.keys() and all((mine[k] == theirs[k]).all() for k in mine)
