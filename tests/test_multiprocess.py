@@ -299,3 +299,7 @@ def test_grpo_killed_on_two_processes_resumes_to_the_uninterrupted_run(grpo_pair
     assert _pool(tmp_path, 4, window=True) == _pool(whole, 4, window=True)
     mine, theirs = load_file(tmp_path / "g" / "model.safetensors"), load_file(whole / "g" / "model.safetensors")
     assert mine.keys() == theirs.keys() and all((mine[k] == theirs[k]).all() for k in mine)
+    # the resume guard on two processes: another learning rate into the same output_dir is refused by every rank
+    other = launch(tmp_path, 2, [*GRPO, "--model_name_or_path", str(tiny_base), "--output_dir", str(tmp_path / "g"),
+                                 "--per_device_train_batch_size", "4", "--report_to", "none", "--learning_rate", "0.5"])
+    assert other.returncode != 0 and "other settings (learning_rate:" in other.stderr
