@@ -6,17 +6,23 @@
     accelerate launch train.py --stage eval
     accelerate launch train.py --stage grpo --config configs/tiny/grpo.yaml --learning_rate 1e-5
 
+Several processes: ``torchrun --nproc_per_node N train.py ...`` (add ``--use_cpu true`` on a CPU for sft/grpo) or
+``accelerate launch --config_file configs/accelerate/<name>.yaml train.py ...``; only the main process logs at INFO.
+
 Without --config a stage reads configs/tiny/<stage>.yaml, the embedded default that needs no network.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    main_process = os.environ.get("RANK", "0") == "0"  # set by torchrun / accelerate launch; logs from one process
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.INFO if main_process else logging.WARNING)
     from rl.config import ConfigError
     from rl.recipes import parse_args
     from rl.stages import run_stage, stage_types

@@ -51,6 +51,8 @@ class Kimi:
     ``length_of`` defaults to the whole completion (the paper's response length).
     """
 
+    group_relative = True  # needs a prompt's whole group in one call (rl.distributed.check_group_layout)
+
     def __init__(self, ctx: RewardContext, length_of: str = "completion") -> None:
         self.ctx = ctx
         self.length_of = check_length_of(length_of, ctx, "kimi")
@@ -88,6 +90,8 @@ class Efficiency:
     completions all of one length, give sigma = 0: r = 1 - alpha * sigmoid(0) = 1 - alpha / 2 for them.
     Authors' constant: alpha = 0.1 (they sweep alpha in [0, 0.4]).
     """
+
+    group_relative = True  # needs a prompt's whole group in one call (rl.distributed.check_group_layout)
 
     def __init__(self, ctx: RewardContext, alpha: float = 0.1, length_of: str = "completion") -> None:
         if not 0 <= float(alpha) <= 1:

@@ -190,8 +190,10 @@ class TransformersEngine(Engine):
         cls, path: str, batch_size: int = 64, trust_remote_code: bool = False, dtype: str | None = None
     ) -> TransformersEngine:
         """Any ``model_name_or_path`` a recipe takes (``rl.model_files``: a folder, a Hub id or a GGUF file)."""
+        from rl.distributed import local_device
+
         model, tokenizer = load_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype)
-        return cls(model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer, batch_size=batch_size)
+        return cls(model.to(local_device()), tokenizer, batch_size=batch_size)  # cuda:LOCAL_RANK, or the CPU
 
     def _processors(self, params: SamplingParams) -> list:
         processors = list(params.logits_processors)

@@ -109,11 +109,15 @@ def setup_wandb(run: ParsedRun) -> dict[str, Any]:
 
 
 def start_wandb_run(run: ParsedRun):
-    """A W&B run for stages that have no Trainer (eval); ``None`` if W&B is disabled (``WANDB_MODE=disabled``)."""
+    """A W&B run for stages that have no Trainer (init, eval, prune); ``None`` if W&B is disabled
+    (``WANDB_MODE=disabled``) and on every process but the main one (one run however many processes; the trainers'
+    own W&B callback does the same)."""
     import wandb
 
+    from rl.distributed import is_main
+
     ident = setup_wandb(run)
-    if os.environ.get("WANDB_MODE") == "disabled":
+    if os.environ.get("WANDB_MODE") == "disabled" or not is_main():
         return None
     return wandb.init(
         project=os.environ["WANDB_PROJECT"],

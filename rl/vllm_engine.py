@@ -78,11 +78,13 @@ class VLLMEngine(Engine):
     ) -> None:
         from vllm import LLM
 
+        from rl.distributed import vllm_placement
+
         self.llm = LLM(
             model=path,
             trust_remote_code=trust_remote_code,
             dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
+            **vllm_placement(gpu_memory_utilization),  # one GPU per process (LOCAL_RANK), not all on GPU 0
             max_model_len=max_model_len,
             seed=seed,
             logits_processors=[_adapter_class()],

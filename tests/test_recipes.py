@@ -158,7 +158,9 @@ EXPECTED_ACCELERATE = {
     "deepspeed_zero2.yaml": ("DEEPSPEED", 8),
     "deepspeed_zero3.yaml": ("DEEPSPEED", 8),
     "fsdp.yaml": ("FSDP", 8),
+    "multi_node.yaml": ("MULTI_GPU", 16),
 }
+MACHINES = {"multi_node.yaml": 2}
 
 
 def test_accelerate_configs_are_all_there():
@@ -174,7 +176,10 @@ def test_accelerate_config_loads_with_accelerates_own_loader(path):
     assert isinstance(config, ClusterConfig)
     kind, processes = EXPECTED_ACCELERATE[path.name]
     assert config.distributed_type.value == kind and config.num_processes == processes
-    assert config.mixed_precision == "bf16" and config.num_machines == 1 and not config.use_cpu
+    machines = MACHINES.get(path.name, 1)
+    assert config.mixed_precision == "bf16" and config.num_machines == machines and not config.use_cpu
+    if machines > 1:
+        assert config.main_process_ip and config.main_process_port and config.machine_rank == 0
     if kind == "DEEPSPEED":
         stage = int(path.stem[-1])
         assert config.deepspeed_config["zero_stage"] == stage
@@ -186,6 +191,6 @@ def test_accelerate_config_loads_with_accelerates_own_loader(path):
     # what `accelerate launch --config_file <path> train.py ...` resolves before starting any process
     args = launch_command_parser().parse_args(["--config_file", str(path), "train.py", "--stage", "grpo"])
     args, _, _ = _validate_launch_command(args)
-    assert args.num_processes == processes and args.mixed_precision == "bf16"
+    assert args.num_processes == processes and args.mixed_precision == "bf16" and args.num_machines == machines
     assert (args.use_deepspeed, args.use_fsdp, args.multi_gpu) == (kind == "DEEPSPEED", kind == "FSDP",
                                                                    kind == "MULTI_GPU")

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from data.completion_format import CompletionFormat
-from rl.generation import Generation
+from rl.generation import Generation, SamplingParams
 from rl.report import summarize
 from rl.stages.evaluation import run_once
 
@@ -38,7 +38,7 @@ def test_run_once_scores_truncated_and_unclosed_zero_and_excludes_unparsable_gol
     problems = [SimpleNamespace(id=str(i), question="q", solution=s)
                 for i, s in enumerate(["42", "42", "42", "Answer is forty two."])]
     args = SimpleNamespace(num_samples=1, log_samples=4, otb_t_max=1000)
-    row, samples = run_once(engine, args, problems, ["p"] * 4, None, 100, False, "test")
+    row, samples = run_once(engine, args, problems, ["p"] * 4, SamplingParams(), 100, False, "test")
     assert [s["correct"] for s in samples] == [1.0, 0.0, 0.0, None]
     assert row["accuracy"] == pytest.approx(1 / 3) and row["unparsable_gold"] == 1
     assert all(s["think_tokens"] == 3 for s in samples)

@@ -106,5 +106,6 @@ def train_and_save(trainer, run: ParsedRun, resume: str | None) -> None:
     """Train (resuming if asked), save the final model and the resolved recipe to the trainer's output_dir."""
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(trainer.args.output_dir)
-    dump_run(run, trainer.args.output_dir)
+    if trainer.args.should_save:  # one writer (save_model is already rank-aware)
+        dump_run(run, trainer.args.output_dir)
     trainer.accelerator.end_training()

@@ -17,6 +17,10 @@ same with the thinking skipped (prefilled ``<think></think>``, without ``<think>
 which shows how much the model needs its reasoning, and on the synthetic task the oracle rows: the essential-steps-only
 traces and the full traces the SFT data came from.
 
+Several processes (``torchrun``, ``accelerate launch``) split the problems of every run (``rl.distributed``: process
+``r`` of ``N`` takes problems ``r, r + N, ...`` on its own device) and gather the completions, so the rows are those
+of a one-process run; the main process alone writes the outputs and logs the one W&B run.
+
 Outputs in ``output_dir``: ``results.json`` (rows + config), ``results.md`` (the table, also printed),
 ``pareto.png`` (``rl.plots``; beside it ``length_hist.png``, and ``budget_curve.png`` for a ``think_caps`` sweep),
 ``samples.json`` (a few completions per run); the same metrics, the plot and a table
@@ -41,6 +45,7 @@ from rewards.correctness import EVAL_GRADING, get_grader
 from rewards.verify import gold_parses
 from rl.config import ConfigError, EvalArguments
 from rl.controls import BudgetForcing
+from rl.distributed import is_main, log_world, sharded_generate
 from rl.efficiency import AesWeights, add_aes, budget_curves
 from rl.generation import Engine, SamplingParams, chat_prompts, make_engine
 from rl.model_files import load_tokenizer
@@ -148,7 +153,7 @@ def run_once(
     """Generate (``num_samples`` per problem), grade, summarise; returns the metrics and a few samples."""
     k = args.num_samples
     start = time.perf_counter()
-    gens = engine.generate([p for p in prompts for _ in range(k)], params, desc=desc)
+    gens = sharded_generate(engine, prompts, params, repeats=k, desc=desc)  # split across processes, gathered
     seconds = time.perf_counter() - start
     golds = [p.solution for p in problems for _ in range(k)]
     fmt = engine.completion_format
@@ -212,16 +217,19 @@ def evaluate_model(run: ParsedRun, label: str, path: str) -> tuple[list[dict], l
 def run(run: ParsedRun) -> None:
     (args,) = run.stage_args
     models = args.labelled_models()
+    log_world("eval")
     if run.lcrl.dry_run:
         logger.info("dry run: would evaluate %s on %s with controls %s", models, args.benchmarks,
                     [control_label(c.stop_tau, c.think_cap, args) for c in control_settings(args)])
         return
-    wb = start_wandb_run(run)
+    wb = start_wandb_run(run) if is_main() else None  # one W&B run
     rows, samples = [], []
     for label, path in models:
         model_rows, model_samples = evaluate_model(run, label, path)
         rows += model_rows
         samples += model_samples
+    if not is_main():  # every process holds the gathered rows; the main one alone writes them
+        return
     if SYNTHETIC in args.benchmarks:
         rows += oracle_rows(run, load_tokenizer(models[0][1], args.trust_remote_code))
     out = Path(args.output_dir)

@@ -9,6 +9,9 @@ in ``rl.refresh_trainer``): prompts the policy always or never solves make way f
 With ``dynamic_sampling: true`` (``rl.dynamic_sampling``, DAPO's filter_groups) groups whose rewards have no
 variance are dropped before the loss and replaced by fresh prompts' groups, at most ``max_gen_rounds`` rounds.
 The two are alternatives: one changes which prompts are drawn, the other what reaches the loss.
+
+Several processes: group rewards (``kimi``, ``efficiency``) are computed on each process's own completions, so a
+layout that would split a prompt's group across processes is refused at start-up (``rl.distributed``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from trl import GRPOTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from data.completion_format import CompletionFormat
 from rewards import RewardContext, build_rewards
+from rewards.registry import REGISTRY
 from rl.config import ConfigError
+from rl.distributed import check_group_layout, log_world
 from rl.recipes import ParsedRun
 from rl.refresh import check_refresh, question_of
 from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
@@ -34,12 +39,16 @@ DEFAULT_REWARDS = [{"name": "tldr", "weight": 1.0}]
 def run(run: ParsedRun) -> None:
     lcrl = run.lcrl
     grpo_args, model_args, refresh, dynamic = run.stage_args
+    log_world("grpo")
     tiers = resolve_tiers(lcrl.tiers)
     specs = lcrl.rewards or DEFAULT_REWARDS
     grading = lcrl.grading_config()
     build_rewards(specs, RewardContext(tiers=tiers, grading=grading))  # fail fast on unknown names or parameters
     train = task_dataset(lcrl, "train", target=None)
     check_refresh(refresh, len(train) or lcrl.num_train, grpo_args.generation_batch_size // grpo_args.num_generations)
+    group = [s["name"] for s in specs if getattr(REGISTRY[s["name"]], "group_relative", False)]
+    check_group_layout(grpo_args.per_device_train_batch_size, grpo_args.steps_per_generation,
+                       grpo_args.num_generations, grpo_args.world_size, group)
     logger.info("GRPO on %d prompts, budget %s, rewards %s", len(train), lcrl.budget, [s["name"] for s in specs])
     if refresh.enabled and dynamic.dynamic_sampling:
         raise ConfigError("refresh_every and dynamic_sampling are alternatives; set one of them")

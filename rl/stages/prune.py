@@ -18,7 +18,9 @@ loadable with ``datasets``), ``dropped.jsonl`` (every record not kept, with its 
 Resumable: each trace's line is written (flush + fsync) as soon as its search ends; a re-run of the same command
 skips ids already in ``pruned.jsonl`` or ``dropped.jsonl`` and drops a line torn by a kill, so a run killed at any
 point and restarted ends with every record exactly once. A re-run with different pruning settings into the same
-``output_dir`` is refused (``prune_settings.json``).
+``output_dir`` is refused (``prune_settings.json``). Several processes split each round of ``shard_size`` traces per
+process and the main process alone writes the round's lines, in record order, once all are done (a kill loses the
+round, never duplicates a line); it alone writes the report and logs the W&B run.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from data.segment import join_steps, segment
 from data.tasks import make_prompt
 from data.traces import Skipped, TraceRecord, load_traces, render_completion, synthetic_records
 from rl.config import ConfigError, LcrlArguments, PruneArguments
+from rl.distributed import RowBuffer, broadcast, gather_sum, is_main, log_world, shard
 from rl.recipes import ParsedRun, dump_run
 from rl.stages.common import task_traces
 from rl.tracking import start_wandb_run
@@ -234,19 +237,22 @@ def run(run: ParsedRun) -> None:
     from rl.generation import SamplingParams, make_engine
 
     lcrl, (args,) = run.lcrl, run.stage_args
+    world = log_world("prune").num_processes
     records, skipped = load_records(lcrl, args)
     logger.info("prune: %d traces to validate with %s, %d skipped on ingestion", len(records),
                 args.model_name_or_path, len(skipped))
     if lcrl.dry_run:
         return
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pruned, dropped = JsonlLog(out / PRUNED), JsonlLog(out / DROPPED)
-    done = pruned.keys | dropped.keys
+    pruned = dropped = None  # the main process alone opens (repairs) and writes the logs
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        pruned, dropped = JsonlLog(out / PRUNED), JsonlLog(out / DROPPED)
+    done = set(broadcast(sorted(pruned.keys | dropped.keys) if is_main() else None))
     # Compared only once a record is written: a run that failed before any (say, a mistyped model) is not a resume.
-    check_settings(out, {k: v for k, v in run.to_dict().items() if k in SETTINGS}, fresh=not done)
-    wb = start_wandb_run(run)
-    for s in skipped:
+    check_settings(out, {k: v for k, v in run.to_dict().items() if k in SETTINGS}, fresh=not done, write=is_main())
+    wb = start_wandb_run(run) if is_main() else None  # one W&B run
+    for s in skipped if is_main() else []:
         key = f"ingest:{s.index}"
         if key not in done:
             dropped.append({"key": key, "stage": "ingest", **s.to_dict()})
@@ -263,15 +269,25 @@ def run(run: ParsedRun) -> None:
             raise ConfigError(str(exc)) from exc
         params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.0)
         validator = EngineValidator(engine, params, args.answer_cue, get_grader())
-        for start in range(0, len(todo), args.shard_size):
-            part = todo[start : start + args.shard_size]
-            prune_shard(lcrl, args, [records[i] for i in part], [messages[i] for i in part], validator,
-                        pruned, dropped)
+        # A round: shard_size traces per process (process r takes r, r + N, ...); with several processes the lines
+        # of a round are gathered and the main process writes them (rl.distributed.RowBuffer).
+        order = {r.id: i for i, r in enumerate(records)}
+        for start in range(0, len(todo), args.shard_size * world):
+            part = todo[start : start + args.shard_size * world]
+            mine = [part[i] for i in shard(len(part))]
+            sinks = (pruned, dropped) if world == 1 else (RowBuffer(), RowBuffer())
+            if mine:
+                prune_shard(lcrl, args, [records[i] for i in mine], [messages[i] for i in mine], validator, *sinks)
+            if world > 1:
+                sinks[0].flush_to(pruned, order)
+                sinks[1].flush_to(dropped, order)
+    counts = gather_sum({"generation_batches": validator.batches if validator else 0,
+                         "validations": validator.calls if validator else 0})
+    if not is_main():
+        return
     pruned.close()
     dropped.close()
-    last_run = {"traces": len(todo), "seconds": time.perf_counter() - started,
-                "generation_batches": validator.batches if validator else 0,
-                "validations": validator.calls if validator else 0}
+    last_run = {"traces": len(todo), "seconds": time.perf_counter() - started, **counts}
     report = write_outputs(out, last_run)
     dump_run(run, out)
     print(report["table"])  # the stage's report is its output

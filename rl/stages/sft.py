@@ -28,6 +28,7 @@ from data.budgets import resolve_tiers
 from data.prune_io import read_jsonl
 from data.tasks import chunked_dataset, rows_dataset, trace_rows
 from rl.config import SFT_COMPLETIONS, ConfigError
+from rl.distributed import log_world
 from rl.recipes import ParsedRun
 from rl.stages.common import load_policy, prepare_training, task_dataset, task_traces, train_and_save
 from rl.tracking import lcrl_config_callback
@@ -51,6 +52,7 @@ def pruned_rows(lcrl) -> list[dict]:
 def run(run: ParsedRun) -> None:
     lcrl = run.lcrl
     sft_args, model_args = run.stage_args
+    log_world("sft")
     tiers = resolve_tiers(lcrl.tiers)
     rows = pruned_rows(lcrl) if lcrl.sft_data else None
     if lcrl.sft_mode == "full":
