@@ -58,7 +58,7 @@ def summarize(
     """Accuracy and token statistics of one model on one set of prompts.
 
     Thinking tokens count up to and including ``</think>`` (all tokens if it never closes); with the thinking
-    prefilled (no-thinking mode) they are 0. ``within_budget`` is the share whose thinking fits ``budget``.
+    prefilled (no-thinking mode) they are 0, or the tokens up to a second close marker the model wrote anyway. ``within_budget`` is the share whose thinking fits ``budget``.
     With ``num_samples = k > 1`` the generations are problem-major (k consecutive samples per problem); ``n`` is
     the number of problems, ``accuracy`` avg@k and ``pass_at_k`` the share of problems solved at least once.
     A score of ``None`` (the gold answer does not parse) leaves the accuracy and the efficiency metrics;
@@ -69,8 +69,9 @@ def summarize(
         raise ValueError(f"{len(generations)} generations are not a whole number of {num_samples} samples each")
     if isinstance(fmt, int):
         fmt = CompletionFormat.from_ids([fmt])
-    think = [0 if prefilled_thinking else fmt.thinking_tokens(g.token_ids) if fmt else g.num_tokens
-             for g in generations]
+    # with the thinking prefilled, tokens up to a second close marker are thinking the model did anyway
+    think = [(fmt.thinking_tokens(g.token_ids) if fmt and fmt.is_closed(g.token_ids) else 0) if prefilled_thinking
+             else fmt.thinking_tokens(g.token_ids) if fmt else g.num_tokens for g in generations]
     total = [g.num_tokens for g in generations]
     m = len(generations)
     graded = [s for s in scores if s is not None]

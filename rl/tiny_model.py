@@ -2,8 +2,10 @@
 
 Nothing here needs a network. The tokenizer is a byte-level BPE trained with ``tokenizers`` on the synthetic
 task's text (so any text still encodes losslessly): digits are single tokens, an operation with its operand
-(" * 3") is one token, an operation index with its colon (" 2:") is one token, and the special tokens of ChatML
-(``<|im_start|>``, ``<|im_end|>``) and ``<think>``/``</think>`` are single added tokens.
+(" * 3") is one token, a numbered operation of the question with its index (" 2: * 3.") is one token, an arithmetic
+fact's left side (" 4 * 3 =") is one token, the chat roles are one token each, ChatML's ``<|im_start|>``/``<|im_end|>`` are special tokens, and ``<think>``/``</think>`` are ordinary
+added tokens: single tokens that decoding keeps even with ``skip_special_tokens=True`` (as TRL decodes
+completions), the way R1-Distill and Qwen3 tokenizers register them.
 The model is a standard ``LlamaForCausalLM``; both are written with ``save_pretrained`` (safetensors), so every
 later stage loads them with ``from_pretrained`` like any Hub model. (Llama, not Qwen2: for ``model_type: qwen2``
 ``AutoTokenizer`` rebuilds Qwen's own pre-tokenizer and would silently discard the one trained here.)
@@ -16,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from data.budgets import TIER_NAMES, tier_instruction
@@ -26,9 +28,12 @@ from rl.config import InitArguments
 logger = logging.getLogger(__name__)
 
 PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
-SPECIAL_TOKENS = [PAD, BOS_IM, EOS_IM, "<think>", "</think>"]
+SPECIAL_TOKENS = [PAD, BOS_IM, EOS_IM]
+THINK_TOKENS = ["<think>", "</think>"]  # ordinary added tokens (special=False)
 
-PRE_TOKEN_PATTERN = r" [-+*] \d| \d:| ?\d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+PRE_TOKEN_PATTERN = r" \d [-+*] \d =| \d+: [-+*] \d(?=\.)| [-+*] \d| \d:| ?\d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+# Operation indices the tokenizer corpus covers (tasks with up to this many operations keep one token per step).
+CORPUS_MAX_OPS = 9
 
 # ChatML template (as Qwen's): renders prompt + completion as a prefix-consistent string, as TRL's SFT needs.
 CHAT_TEMPLATE = (
@@ -41,8 +46,11 @@ CHAT_TEMPLATE = (
 
 def _corpus(n: int, seed: int) -> Iterable[str]:
     for trace in generate("train", n, seed=seed, cfg=SyntheticConfig()):
+        yield f"user\n{trace.problem.question}"
+        yield f"assistant\n{trace.text}"
+    # longer chains, so every operation index up to CORPUS_MAX_OPS is one token with each operation
+    for trace in generate("train", n // 4, seed=seed, cfg=SyntheticConfig(min_ops=5, max_ops=CORPUS_MAX_OPS)):
         yield trace.problem.question
-        yield trace.text
     for tier in TIER_NAMES:
         yield tier_instruction(tier)
 
@@ -50,10 +58,15 @@ def _corpus(n: int, seed: int) -> Iterable[str]:
 def train_tokenizer(vocab_size: int, corpus_size: int, seed: int = 0) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with single-digit tokens, trained on synthetic task text."""
     tok = Tokenizer(models.BPE())
-    # GPT-2's word split, plus rules for arithmetic text: an operation with its operand (" - 8") is one
-    # pre-token, so BPE learns it as one token, as is an operation index with its colon (" 2:"); every other digit
-    # is its own pre-token with its leading space. A small model then copies "Op 2: - 8" from the question by
-    # one-token induction (find the earlier " 2:", copy the token after it), and never sees multi-digit merges.
+    # GPT-2's word split, plus rules for arithmetic text, each a pre-token that BPE learns as one token:
+    # - a numbered operation of the question (" 2: - 8" before its "."): step k of the thinking looks it up by its
+    #   index (one content-addressed attention) instead of through an induction circuit (find the earlier " 2:",
+    #   copy the token after it), which a tiny model forms late, at a step that shifts with seed and CPU kernels;
+    # - an arithmetic fact's left side (" 6 - 8 ="): the model writes the pair (value, operation) as one token, a
+    #   choice linear in the two features it gathered, and the result is that token's own lookup; a result read
+    #   off two separate tokens is a non-linear table the MLP learns slowly (~1500 steps at 1.1M parameters);
+    # - an operation with its operand (" - 8"); every other digit is its own pre-token with its leading space, so
+    #   there are no multi-digit merges.
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PRE_TOKEN_PATTERN), behavior="isolated"),
@@ -71,7 +84,8 @@ def train_tokenizer(vocab_size: int, corpus_size: int, seed: int = 0) -> PreTrai
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token=PAD, eos_token=EOS_IM, unk_token=None, bos_token=None
     )
-    fast.add_special_tokens({"additional_special_tokens": [BOS_IM, "<think>", "</think>"]})
+    fast.add_special_tokens({"additional_special_tokens": [BOS_IM]})
+    fast.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"
     return fast

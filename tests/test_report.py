@@ -42,3 +42,16 @@ def test_run_once_scores_truncated_and_unclosed_zero_and_excludes_unparsable_gol
     assert [s["correct"] for s in samples] == [1.0, 0.0, 0.0, None]
     assert row["accuracy"] == pytest.approx(1 / 3) and row["unparsable_gold"] == 1
     assert all(s["think_tokens"] == 3 for s in samples)
+
+
+def test_no_thinking_run_gives_no_credit_to_a_model_that_reasons_before_a_second_close():
+    # the prefill closed the thinking; the first completion ignores it, reasons and closes again (as a tiny model
+    # trained only on full traces does), the second answers at once
+    texts = ["Op 1: + 2, so 4 + 2 = 6.\n</think>\n\nThe final value is \\boxed{6}.", "The final value is \\boxed{6}."]
+    gens = [Generation(texts[0], [1, 1, 1, *CLOSE, 2, 2, 0], True, "eos"), Generation(texts[1], [2, 2, 0], True, "eos")]
+    engine = SimpleNamespace(generate=lambda prompts, params, desc="": gens, completion_format=FMT)
+    problems = [SimpleNamespace(id=str(i), question="q", solution="6") for i in range(2)]
+    args = SimpleNamespace(num_samples=1, log_samples=2, otb_t_max=1000)
+    row, samples = run_once(engine, args, problems, ["p"] * 2, SamplingParams(), 100, True, "no-think")
+    assert [s["correct"] for s in samples] == [0.0, 1.0]
+    assert row["accuracy"] == 0.5 and row["think_tokens_mean"] == pytest.approx(5 / 2)  # its 5 tokens of reasoning

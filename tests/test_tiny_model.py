@@ -20,11 +20,19 @@ def test_saved_tokenizer_and_model_reload_identically(tmp_path):
         assert loaded(text)["input_ids"] == built(text)["input_ids"]  # same pre-tokenizer, not a model default
         assert loaded.decode(loaded(text)["input_ids"]) == text
     assert loaded.convert_ids_to_tokens(loaded(" 7")["input_ids"]) == ["Ġ7"]  # a digit keeps its space
-    # an operation index and an operation with its operand are single tokens, so copying "Op 2: * 4" from the
-    # question is one-token induction (match " 2:", copy the next token)
-    assert loaded.convert_ids_to_tokens(loaded("Op 2: * 4")["input_ids"]) == ["Op", "Ġ2:", "Ġ*Ġ4"]
-    for special in ("<think>", "</think>", "<|im_start|>", "<|im_end|>"):
-        assert len(loaded(special, add_special_tokens=False)["input_ids"]) == 1
+    # a numbered operation of the question is one token, so step k of the thinking looks it up by its index;
+    # the thinking writes the index and the operation as two tokens
+    assert loaded.convert_ids_to_tokens(loaded("Op 2: * 4.")["input_ids"]) == ["Op", "Ġ2:Ġ*Ġ4", "."]
+    assert loaded.convert_ids_to_tokens(loaded("Op 7: - 1.")["input_ids"]) == ["Op", "Ġ7:Ġ-Ġ1", "."]
+    assert loaded.convert_ids_to_tokens(loaded("Op 2: * 4, so 3 * 4 = 2.")["input_ids"]) == [
+        "Op", "Ġ2:", "Ġ*Ġ4", ",", "Ġso", "Ġ3Ġ*Ġ4Ġ=", "Ġ2", "."]  # the result is one lookup from one token
+    for marker in ("<think>", "</think>", "<|im_start|>", "<|im_end|>", "user", "assistant"):
+        assert len(loaded(marker, add_special_tokens=False)["input_ids"]) == 1
+    # the think tags are ordinary added tokens: TRL decodes completions with skip_special_tokens=True and keeps them
+    ids = loaded("<think>\nOp 1: + 2, so 3 + 2 = 5.\n</think>\n\nThe final value is \\boxed{5}.<|im_end|>")["input_ids"]
+    assert loaded.decode(ids, skip_special_tokens=True) == (
+        "<think>\nOp 1: + 2, so 3 + 2 = 5.\n</think>\n\nThe final value is \\boxed{5}.")
+    assert "<think>" not in loaded.all_special_tokens and "<|im_end|>" in loaded.all_special_tokens
     model = AutoModelForCausalLM.from_pretrained(out)
     assert sum(p.numel() for p in model.parameters()) == n_params
     assert (out / "model.safetensors").is_file()

@@ -160,6 +160,10 @@ def run_once(
     opened = not prefilled and bool(prompts) and fmt.prompt_opens(prompts[0])
     graded = get_grader(EVAL_GRADING).grade([g.text for g in gens], golds, [not g.finished for g in gens], opened, fmt)
     parses = {gold: gold_parses(gold, EVAL_GRADING.normalization) for gold in set(golds)}
+    if prefilled:
+        # the prefill closed the thinking: a completion that closes it again reasoned anyway (a model that ignores
+        # the empty thinking and writes its steps before a second close marker), so it is no answer without thinking
+        graded = [0.0 if fmt.is_closed(g.token_ids) else s for s, g in zip(graded, gens)]
     scores = [s if parses[gold] else None for s, gold in zip(graded, golds)]
     row = summarize(gens, scores, fmt, budget, prefilled_thinking=prefilled, num_samples=k, t_max=args.otb_t_max)
     if row["unparsable_gold"]:
