@@ -215,6 +215,9 @@ class InitArguments:
     num_attention_heads: int = 4
     num_key_value_heads: int = 4
     max_position_embeddings: int = 1024
+    tie_word_embeddings: bool = field(default=True, metadata={
+        "help": "Share the input embeddings with the output layer. The embedded recipe unties them: tied, the "
+                "question's operation tokens, never a target, are pushed down by every softmax and learn slowly."})
     tokenizer_corpus: int = field(default=2000, metadata={"help": "Synthetic traces used to train the tokenizer."})
     init_seed: int = 0
 

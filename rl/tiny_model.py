@@ -101,7 +101,7 @@ def build_model(args: InitArguments, tokenizer: PreTrainedTokenizerFast) -> Llam
         num_attention_heads=args.num_attention_heads,
         num_key_value_heads=args.num_key_value_heads,
         max_position_embeddings=args.max_position_embeddings,
-        tie_word_embeddings=True,
+        tie_word_embeddings=args.tie_word_embeddings,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
