@@ -67,8 +67,8 @@ def run_stage(args: list[str]) -> tuple[float, float]:
 def figures(rows: list[dict]) -> dict[str, float]:
     """The demo's headline figures from the eval rows (tier medium, greedy, no length control)."""
 
-    def row(model: str, mode: str) -> dict:
-        return next(r for r in rows if r["model"] == model and r["mode"] == mode and r.get("control", "none") == "none")
+    def row(model: str, mode: str) -> dict:  # the uncontrolled run (data rows have no control)
+        return next(r for r in rows if r["model"] == model and r["mode"] == mode and r.get("control") in ("none", "-"))
 
     sft, grpo = row("sft", "think"), row("grpo-medium", "think")
     return {
@@ -166,11 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a run misses the demo's targets")
     parser.add_argument("--output", type=Path, default=None,
                         help="results JSON (default bench/results/demo.json, with --seeds demo_seeds.json)")
+    parser.add_argument("--collect", type=Path, nargs="*",
+                        help="summarise the per-seed results files of separate runs (no stage is run)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    output = args.output or REPO / "bench/results" / ("demo_seeds.json" if args.seeds else "demo.json")
-    runs = []
-    for seed in args.seeds or [None]:
+    output = args.output or REPO / "bench/results" / ("demo_seeds.json" if args.seeds or args.collect else "demo.json")
+    runs = [run for f in args.collect or [] for run in json.loads(f.read_text())["runs"]]
+    for seed in [] if args.collect else args.seeds or [None]:
         out = REPO / "outputs/demo_seeds" / f"seed{seed}"
         runs.append(run_demo(seed, out))
         fig = runs[-1]["figures"]
@@ -178,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
                     "shorter), %.1f min", runs[-1]["seed"], fig["sft_accuracy"], fig["sft_think_tokens"],
                     fig["no_think_accuracy"], fig["grpo_accuracy"], fig["grpo_think_tokens"],
                     100 * fig["grpo_shorter"], runs[-1]["total_wall_seconds"] / 60)
-    result = {"environment": environment(), "summary": summary(runs), "runs": runs}
+    env = json.loads(args.collect[0].read_text())["environment"] if args.collect else environment()
+    result = {"environment": env, "summary": summary(runs), "runs": runs}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
     output.with_suffix(".md").write_text(markdown(result))
-    print("\n" + Path(runs[-1]["eval_table"]).read_text() if not args.seeds else "")
+    print("\n" + Path(runs[-1]["eval_table"]).read_text() if not (args.seeds or args.collect) else "")
     print(markdown(result))
     logger.info("written to %s and %s", output.relative_to(REPO), output.with_suffix(".md").relative_to(REPO))
     missed = [f"seed {r['seed']}: {m}" for r in runs for m in r["misses"]]

@@ -35,7 +35,7 @@ if os.environ.get("DRIVER_GRPO"):
     import rl.refresh_trainer
     from rewards.group import Kimi
 
-    def scripted(texts, solutions, config=None):  # gold 1 mod 3: never solved, else always: the pool moves
+    def scripted(texts, solutions, config=None, *_, **__):  # gold 1 mod 3: never solved, else always: the pool moves
         return [0.0 if int(s) % 3 == 1 else 1.0 for s in solutions]
 
     rl.refresh_trainer.correctness_scores = scripted
