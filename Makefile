@@ -56,7 +56,7 @@ bench: install
 # Needs the SFT model (make demo). `make compare STEPS=100 BUDGET=mixed RECIPES="tldr kimi"`.
 STEPS       ?= 60
 BUDGET      ?= medium
-RECIPES     ?= tldr kimi l1_max efficiency
+RECIPES     ?= tldr kimi l1_max shorter_better smartthinker alp laser dler
 compare: install
 	$(BIN)/python bench/compare.py --steps $(STEPS) --budget $(BUDGET) --recipes $(RECIPES)
 

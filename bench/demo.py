@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     output.with_suffix(".md").write_text(markdown(result))
     print("\n" + Path(runs[-1]["eval_table"]).read_text() if not (args.seeds or args.collect) else "")
     print(markdown(result))
-    logger.info("written to %s and %s", output.relative_to(REPO), output.with_suffix(".md").relative_to(REPO))
+    logger.info("written to %s and %s", output, output.with_suffix(".md"))
     missed = [f"seed {r['seed']}: {m}" for r in runs for m in r["misses"]]
     for m in missed:
         logger.error("target missed: %s", m)
