@@ -69,9 +69,7 @@ def summarize(
         raise ValueError(f"{len(generations)} generations are not a whole number of {num_samples} samples each")
     if isinstance(fmt, int):
         fmt = CompletionFormat.from_ids([fmt])
-    # with the thinking prefilled, tokens up to a second close marker are thinking the model did anyway
-    think = [(fmt.thinking_tokens(g.token_ids) if fmt and fmt.is_closed(g.token_ids) else 0) if prefilled_thinking
-             else fmt.thinking_tokens(g.token_ids) if fmt else g.num_tokens for g in generations]
+    think = [_thinking_tokens(g, fmt, prefilled_thinking) for g in generations]
     total = [g.num_tokens for g in generations]
     m = len(generations)
     graded = [s for s in scores if s is not None]
@@ -101,6 +99,17 @@ def summarize(
         row["forced"] = sum(g.forced_stop for g in generations) / m
         row["waits_mean"] = statistics.fmean(g.waits for g in generations)
     return row
+
+
+def _thinking_tokens(gen: Generation, fmt: CompletionFormat | None, prefilled: bool) -> int:
+    """Thinking tokens of one completion; with the thinking prefilled, the tokens up to a second close marker
+    (thinking the model did anyway), else 0; without a format, the whole completion."""
+    if fmt is None:
+        return 0 if prefilled else gen.num_tokens
+    if prefilled:
+        ends = fmt.close_ends(gen.token_ids)
+        return ends[0] if ends else 0
+    return fmt.thinking_tokens(gen.token_ids)
 
 
 def _cell(value: Any) -> str:
