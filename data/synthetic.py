@@ -200,10 +200,11 @@ def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) ->
         if i > 1 and draw("summary"):
             paras.append(Paragraph(f"So far the values are {', '.join(map(str, values[: i + 1]))}.", "summary"))
     if draw("verify"):
-        chain = ", ".join(f"{values[i]} {op} {arg} = {values[i + 1]}" for i, (op, arg) in enumerate(problem.ops))
-        paras.append(
-            Paragraph(f"Let me verify the whole chain once more: {chain}. Good, the result is {values[-1]}.", "verify")
-        )
+        # Each re-run step names its operation ("Op 2: * 3, so ..."), as the essential steps do: an unnumbered
+        # chain ("0 * 2 = 0, 0 * 2 = 0") leaves the model to count its place in it, and one seed learned to
+        # re-run the wrong operation whenever a value repeated.
+        chain = " ".join(_step(i, values[i - 1], op, arg, values[i]) for i, (op, arg) in enumerate(problem.ops, 1))
+        paras.append(Paragraph(f"Let me verify the whole chain once more. {chain} Good, the result is {values[-1]}.", "verify"))
     conclusion = f"The final value is \\boxed{{{problem.answer}}}."
     return Trace(problem=problem, paragraphs=paras, conclusion=conclusion)
 
