@@ -14,8 +14,8 @@ for a small model. Traces imitate DeepSeek-R1: the *essential* steps (one line p
 the redundancy real traces carry, each kind with its own probability scaled by ``redundancy``:
 
 - ``restate``: re-reading the problem; ``transition``: "Now the next operation.";
-- ``recheck``: "Wait, let me double-check that. ..." repeating a step;
-- ``summary``: "So far the values are ...";
+- ``recheck``: "Wait, let me double-check Op 2. ..." repeating a step;
+- ``summary``: "After Op 2 the values are ...";
 - ``mistake``: a wrong step followed by "Hmm, wait, that is not right." (the correct step then follows);
 - ``verify``: re-running the whole chain before closing the thinking.
 
@@ -195,10 +195,10 @@ def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) ->
         paras.append(Paragraph(_step(i, a, op, arg, result), "step"))
         if draw("recheck"):
             paras.append(
-                Paragraph(f"Wait, let me double-check that. {a} {op} {arg} = {result}. Yes, that is right.", "recheck")
+                Paragraph(f"Wait, let me double-check Op {i}. {a} {op} {arg} = {result}. Yes, that is right.", "recheck")
             )
         if i > 1 and draw("summary"):
-            paras.append(Paragraph(f"So far the values are {', '.join(map(str, values[: i + 1]))}.", "summary"))
+            paras.append(Paragraph(f"After Op {i} the values are {', '.join(map(str, values[: i + 1]))}.", "summary"))
     if draw("verify"):
         # Each re-run step names its operation ("Op 2: * 3, so ..."), as the essential steps do: an unnumbered
         # chain ("0 * 2 = 0, 0 * 2 = 0") leaves the model to count its place in it, and one seed learned to
