@@ -16,6 +16,10 @@ under ``configs/rewards/`` (``kimi``), or the path of a reward-recipe file anywh
 compare runs (``rl.tracking``). Tiers are not part of a reward recipe: they come from the stage recipe
 (``tiers:``, ``--budget``), so one reward recipe serves every task and tier.
 
+Length constants are checked against the tiers (``check_length_constants``): they stay in the papers' own units,
+so published values can be used as they are, and a recipe sized for one task is refused on tiers of another scale
+instead of being silently rescaled (the message says the value that fits).
+
 Errors are ``ValueError`` naming the bad value and the allowed ones (``rl.config`` re-raises them as
 ``ConfigError``). Reward names and parameters are checked by ``rewards.registry.build_rewards`` at start-up.
 """
@@ -28,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from data.budgets import Tier
 
 REWARD_RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "rewards"
 INLINE = "custom"  # the recipe name of an inline ``rewards:`` list
@@ -116,3 +122,42 @@ def resolve_rewards(value: list | str | None, directory: Path = REWARD_RECIPE_DI
     if isinstance(value, str):
         return load_reward_recipe(value, directory)
     return RewardRecipe(INLINE, _check_specs(value, "rewards"))
+
+
+def check_length_constants(specs: list[Mapping[str, Any]], tiers: Mapping[str, Tier]) -> str:
+    """Refuse a reward length constant smaller than the smallest tier budget; returns what was checked.
+
+    - ``l1_exact`` / ``l1_max`` with ``target: tier``: 1/alpha is the miss (in tokens) that costs one unit of
+      reward. Below the smallest budget B, missing the target by one budget costs more than a correct answer is
+      worth (L1's alpha 0.0003 is sized for 100-4000 token targets; alpha 0.01 on a 1024-token tier gives -19.8 at
+      3000 tokens), and ``l1_max`` turns into a hard cutoff. Allowed: alpha <= 1/B;
+    - ``cosine``: ``max_len`` below B gives every completion of every tier the same (long-end) value: plain
+      correctness. Allowed: max_len >= B.
+    """
+    smallest = min(tiers.values(), key=lambda t: t.budget)
+    budget = smallest.budget
+    checked = []
+    for i, spec in enumerate(specs):
+        name = spec.get("name")
+        if name in ("l1_exact", "l1_max") and spec.get("target", "prompt") == "tier":
+            alpha = float(spec.get("alpha", 0.0003))
+            if alpha * budget > 1:
+                raise ValueError(
+                    f"rewards[{i}] {name}: alpha {alpha:g} makes a miss of 1/alpha = {1 / alpha:.0f} tokens cost a "
+                    f"whole reward unit, below the smallest tier budget ({budget}, tier {smallest.name}): one budget "
+                    f"off target would cost {alpha * budget:.2f}. Set alpha <= 1/{budget} = {1 / budget:.6f} (L1 "
+                    "uses 0.0003 for 100-4000 token targets)"
+                )
+            checked.append(f"{name} 1/alpha {1 / alpha:.0f}")
+        elif name == "cosine":
+            max_len = int(spec.get("max_len", 0))
+            if max_len < budget:
+                raise ValueError(
+                    f"rewards[{i}] cosine: max_len {max_len} is below the smallest tier budget ({budget}, tier "
+                    f"{smallest.name}): every completion past it gets the same value, so the reward is plain "
+                    f"correctness. Set max_len >= {budget} (e.g. the long tier's budget, "
+                    f"{max(t.budget for t in tiers.values())})"
+                )
+            checked.append(f"cosine max_len {max_len}")
+    what = ", ".join(checked) if checked else "none in the rewards"
+    return f"reward length constants (>= smallest tier budget {budget}): {what}"
