@@ -6,6 +6,7 @@ a local file, ``data.dataset_task``). Models: a folder, a Hub id or a GGUF file 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from data.dataset_task import prompt_rows, sft_rows
 from data.prune_io import check_settings
 from data.synthetic import Trace
 from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
+from rewards.verify import gold_parses
 from rl.config import ConfigError, LcrlArguments
 from rl.model_files import load_pretrained
 from rl.recipes import ParsedRun, dump_run
@@ -47,7 +49,9 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
 
     Columns: ``id``, ``prompt`` (the question and the tier instruction), ``solution``, ``tier`` and, for SFT,
     ``completion``. With ``task: dataset`` the first ``num_train`` (``num_test``) usable records; in a dry run a Hub
-    dataset is not loaded (no network), a local file is read and checked.
+    dataset is not loaded (no network), a local file is read and checked. Prompts (``target`` None: GRPO) whose
+    gold the grader cannot parse (``rewards.verify.gold_parses``, the recipe's ``grading.normalization``) are
+    skipped and counted: they would score 0 whatever the policy writes.
     """
     n = lcrl.num_train if split == "train" else lcrl.num_test
     tiers = resolve_tiers(lcrl.tiers)
@@ -55,7 +59,11 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
         traces = task_traces(lcrl, split, n)
         return traces_to_dataset(traces, lcrl.budget, tiers, seed=lcrl.task_seed, target=target)
     spec = lcrl.dataset_spec()
-    field, read = (None, prompt_rows) if target is None else ("completion", sft_rows)
+    if target is None:
+        normalization = lcrl.grading_config().normalization
+        field, read = None, functools.partial(prompt_rows, gold_ok=lambda gold: gold_parses(gold, normalization))
+    else:
+        field, read = "completion", sft_rows
     if lcrl.dry_run and not spec.is_local:
         logger.info("dry run: Hub dataset %s (split %s, fields %s) not loaded", spec.path, spec.split, spec.fields)
         return rows_dataset([], lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
