@@ -8,12 +8,13 @@ refusal is a ``ConfigError`` naming the problem and the fix:
   there (2^-14 ~ 6e-5) and rounds away, so the curves stay flat. Allowed when something keeps fp32 master
   weights (DeepSpeed, FSDP: ``accelerate launch`` with their configs) or when only LoRA adapters train (PEFT
   creates them in fp32). The fix on one GPU or under DDP: ``dtype: float32`` with ``bf16: true`` (TRL's
-  ``ModelConfig.dtype`` default: fp32 weights, bf16 autocast of the matmuls);
+  ``ModelConfig.dtype`` default: fp32 weights, bf16 autocast of the matmuls). Checked again on the loaded
+  parameters (``check_loaded_precision``: ``dtype: auto`` whose checkpoint config was not readable before);
 - **reward length constants** (GRPO): a constant smaller than the smallest tier budget (``rewards.recipes``);
 - **context**: ``max_completion_length`` (GRPO; the prompt needs room too) or ``max_length`` (SFT) beyond the
-  model's ``max_position_embeddings`` (read with ``AutoConfig``, no weights; not checked when the config is not
-  available offline), a completion that does not fit ``vllm_max_model_length``, or a ``vllm_max_model_length``
-  beyond the model's context. Once the tokenizer is loaded, ``check_prompt_lengths`` measures the real prompts;
+  model's ``max_position_embeddings`` (read with ``AutoConfig``, no weights; a dry run reads local files and the
+  Hub cache only, and a config it cannot read is not checked), a completion that does not fit
+  ``vllm_max_model_length``, or a ``vllm_max_model_length`` beyond the model's context. Once the tokenizer is loaded, ``check_prompt_lengths`` measures the real prompts;
 - **completion logging** (GRPO): ``log_completions`` writes (and with W&B uploads) every completion of the last
   generation batch at each logging step; more than ``LOGGED_TOKENS_PER_STEP`` tokens per step on average is
   refused.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from types import SimpleNamespace
 from typing import Any
 
 from rl.config import ConfigError
@@ -59,8 +61,9 @@ def master_weights(training_args: Any) -> str | None:
     return None
 
 
-def model_config(model_args: Any, trust_remote_code: bool = False) -> Any | None:
-    """The model's ``PretrainedConfig`` without its weights (local files or the Hub cache only); ``None`` if absent."""
+def model_config(model_args: Any, trust_remote_code: bool = False, offline: bool = True) -> Any | None:
+    """The model's ``PretrainedConfig`` without its weights; ``None`` if not readable. ``offline``: local files and
+    the Hub cache only (a dry run); otherwise the Hub too (a real run is about to download the model anyway)."""
     from transformers import AutoConfig
 
     from rl.model_files import resolve_model
@@ -68,10 +71,10 @@ def model_config(model_args: Any, trust_remote_code: bool = False) -> Any | None
     try:
         source = resolve_model(model_args.model_name_or_path)
         kwargs = {**source.kwargs(), "revision": getattr(model_args, "model_revision", None) or "main"}
-        return AutoConfig.from_pretrained(source.path, trust_remote_code=trust_remote_code, local_files_only=True,
+        return AutoConfig.from_pretrained(source.path, trust_remote_code=trust_remote_code, local_files_only=offline,
                                           **kwargs)
     except Exception as exc:  # noqa: BLE001 -- any failure means: not available here, check skipped
-        logger.debug("model config of %s not readable offline: %s", model_args.model_name_or_path, exc)
+        logger.debug("model config of %s not readable: %s", model_args.model_name_or_path, exc)
         return None
 
 
@@ -85,7 +88,7 @@ def check_precision(training_args: Any, model_args: Any, config: Any | None) -> 
     dtype = model_args.dtype or "float32"
     loaded = _config_dtype(config) if dtype == "auto" else dtype
     if loaded not in HALF_DTYPES:
-        return f"precision: parameters load as {loaded or 'the checkpoint dtype (config not available offline)'}"
+        return f"precision: parameters load as {loaded or 'the checkpoint dtype (config not readable here)'}"
     if getattr(model_args, "use_peft", False):
         return f"precision: {loaded} base weights frozen, LoRA adapters trained in float32"
     keeper = master_weights(training_args)
@@ -97,6 +100,13 @@ def check_precision(training_args: Any, model_args: Any, config: Any | None) -> 
         "curves. Fix: dtype: float32 with bf16: true (fp32 weights, bf16 autocast), or launch with a DeepSpeed "
         "or FSDP accelerate config (fp32 master weights), or use_peft: true"
     )
+
+
+def check_loaded_precision(model: Any, training_args: Any, model_args: Any) -> None:
+    """After loading, ``check_precision`` on the parameters' real dtype (``dtype: auto`` on a half checkpoint whose
+    config could not be read before loading)."""
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    check_precision(training_args, SimpleNamespace(dtype=dtype, use_peft=getattr(model_args, "use_peft", False)), None)
 
 
 def model_context(config: Any | None) -> int | None:
@@ -114,14 +124,14 @@ def check_context(stage: str, training_args: Any, config: Any | None) -> list[st
         if context and length and length > context:
             raise ConfigError(f"max_length {length} exceeds the model's context ({context} tokens, "
                               f"max_position_embeddings): set max_length <= {context}")
-        return [f"context: SFT max_length {length} within {context or 'unknown (config not available offline)'}"]
+        return [f"context: SFT max_length {length} within {context or 'unknown (config not readable here)'}"]
     completion = training_args.max_completion_length
     if context and completion >= context:
         raise ConfigError(f"max_completion_length {completion} leaves no room for the prompt in the model's context "
                           f"({context} tokens, max_position_embeddings): set max_completion_length below {context} "
                           "minus the longest prompt")
     done.append(f"context: max_completion_length {completion} below the model's "
-                f"{context or 'unknown (config not available offline)'}")
+                f"{context or 'unknown (config not readable here)'}")
     vllm_len = getattr(training_args, "vllm_max_model_length", None)
     if training_args.use_vllm and training_args.vllm_mode == "colocate" and vllm_len:
         if completion >= vllm_len:
@@ -148,7 +158,9 @@ def check_prompt_lengths(prompts: list, tokenizer: Any, limit: int | None) -> No
     """With the tokenizer loaded: refuse a prompt longer than ``limit`` tokens (``prompt_limit``)."""
     if limit is None or not prompts:
         return
-    longest = max(len(tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True)) for p in prompts)
+    # return_dict=False: the ids themselves (transformers 5 returns a BatchEncoding by default, whose len is 2)
+    longest = max(len(tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False))
+                  for p in prompts)
     if longest > limit:
         raise ConfigError(f"the longest prompt has {longest} tokens, over the {limit} left beside "
                           "max_completion_length: lower max_completion_length or raise vllm_max_model_length "
@@ -176,7 +188,7 @@ def check_log_completions(training_args: Any) -> str:
 def startup_checks(run: ParsedRun) -> list[str]:
     """Every check of a ``sft`` or ``grpo`` run; returns (and logs) what was checked, raises ``ConfigError``."""
     training_args, model_args = run.stage_args[0], run.stage_args[1]
-    config = model_config(model_args, getattr(training_args, "trust_remote_code", False))
+    config = model_config(model_args, getattr(training_args, "trust_remote_code", False), offline=run.lcrl.dry_run)
     done = [check_precision(training_args, model_args, config), *check_context(run.stage, training_args, config)]
     if run.stage == "grpo":
         from data.budgets import resolve_tiers

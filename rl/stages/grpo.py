@@ -24,7 +24,7 @@ from data.budgets import resolve_tiers
 from data.completion_format import CompletionFormat
 from rewards import RewardContext, build_rewards
 from rewards.registry import REGISTRY
-from rl.checks import check_prompt_lengths, prompt_limit, startup_checks
+from rl.checks import check_loaded_precision, check_prompt_lengths, prompt_limit, startup_checks
 from rl.config import ConfigError
 from rl.distributed import check_group_layout, log_world
 from rl.recipes import ParsedRun
@@ -64,6 +64,7 @@ def run(run: ParsedRun) -> None:
         logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
         return
     model, tokenizer = load_policy(model_args, grpo_args.trust_remote_code)
+    check_loaded_precision(model, grpo_args, model_args)
     check_prompt_lengths(train["prompt"], tokenizer, prompt_limit(grpo_args, model.config))
     resume = prepare_training(run, grpo_args)
     fmt = policy_format(model, tokenizer)
