@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 # Options that decide what a training run learns. Resuming the last checkpoint of an output_dir written with other
 # ones would silently continue (or, when finished, keep) a different run, so it is refused.
 RUN_SETTINGS_FILE = "run_settings.json"
+ADAPTER_DIR = "adapter"  # where a LoRA run keeps its adapter, beside the merged full model (``train_and_save``)
 RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset", "num_train", "task_seed", "budget",
                    "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "segment", "chunking", "rewards",
                    "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed", "use_peft")
@@ -111,9 +112,40 @@ def prepare_training(run: ParsedRun, training_args) -> str | None:
 
 
 def train_and_save(trainer, run: ParsedRun, resume: str | None) -> None:
-    """Train (resuming if asked), save the final model and the resolved recipe to the trainer's output_dir."""
+    """Train (resuming if asked), save the final model and the resolved recipe to the trainer's output_dir.
+
+    With LoRA (``use_peft``) the adapter goes to ``<output_dir>/adapter`` and ``<output_dir>`` holds the full model
+    (``save_merged``), so the next stage's ``--model_name_or_path``, evaluation (vLLM too) and ``trl vllm-serve``
+    read ``<output_dir>`` as any model. The adapter is kept out of the root: transformers would load a folder with
+    ``adapter_config.json`` as an adapter on its base model.
+    """
+    from peft import PeftModel
+
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(trainer.args.output_dir)
+    out = trainer.args.output_dir
+    if isinstance(trainer.model, PeftModel):
+        adapter = os.path.join(out, ADAPTER_DIR)
+        trainer.save_model(adapter)
+        if trainer.args.should_save:
+            save_merged(run.stage_args[1], adapter, out, trainer.processing_class,
+                        getattr(trainer.args, "trust_remote_code", False))
+        trainer.accelerator.wait_for_everyone()
+    else:
+        trainer.save_model(out)
     if trainer.args.should_save:  # one writer (save_model is already rank-aware)
-        dump_run(run, trainer.args.output_dir)
+        dump_run(run, out)
     trainer.accelerator.end_training()
+
+
+def save_merged(model_args, adapter: str, out: str, tokenizer: PreTrainedTokenizerBase,
+                trust_remote_code: bool = False) -> None:
+    """The base model (loaded afresh, as training loaded it) with the LoRA adapter in ``adapter`` merged
+    (``merge_and_unload``), saved with ``tokenizer`` to ``out``: a full model. Loading the base again instead of
+    merging the trained model works the same whether the trainer's weights are sharded (FSDP, ZeRO-3) or not."""
+    from peft import PeftModel
+
+    base, _ = load_policy(model_args, trust_remote_code)
+    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    logger.info("LoRA adapter in %s; the base with it merged (a full model) in %s", adapter, out)
