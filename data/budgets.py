@@ -45,10 +45,13 @@ class Tier:
 
 
 # Defaults sized for R1-distilled 1.5B models on competition math; the embedded tiny recipe overrides budgets.
+# The bands tile the lengths: short [0, 1024], medium [1024, 2048], long [2048, 4096]. The floors are what keeps
+# mixed-tier GRPO from collapsing every tier to the shortest (see ``Tier.floor``); they are sized to these
+# budgets, so an override that changes a tier's budget without naming its floor drops that floor (``resolve_tiers``).
 DEFAULT_TIERS: dict[str, Tier] = {
     "short": Tier("short", "Reasoning length: short.", budget=1024, penalty=1.0),
-    "medium": Tier("medium", "Reasoning length: medium.", budget=2048, penalty=0.5),
-    "long": Tier("long", "Reasoning length: long.", budget=4096, penalty=0.1),
+    "medium": Tier("medium", "Reasoning length: medium.", budget=2048, penalty=0.5, floor=1024),
+    "long": Tier("long", "Reasoning length: long.", budget=4096, penalty=0.1, floor=2048),
 }
 
 # Budgets sized to a task's traces. synthetic: the embedded task, whose full traces think for ~101 tokens
@@ -77,6 +80,8 @@ def check_budget(budget: str) -> str:
 def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Tier]:
     """The tiers of a preset name (``TIER_PRESETS``), or the defaults with overrides, e.g. ``{"short": {"budget": 48}}``.
 
+    A tier whose ``budget`` is overridden without a ``floor`` gets floor 0: the default floors are sized to the
+    default budgets and would not fit another scale (name the floor to keep a band).
     Raises ``ValueError`` for an unknown preset, tier or field, or a non-positive budget, naming the allowed values.
     """
     if isinstance(overrides, str):
@@ -92,7 +97,8 @@ def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = No
         bad = sorted(set(fields) - set(_OVERRIDABLE))
         if bad:
             raise ValueError(f"unknown field(s) {bad} in tiers.{name}; allowed: {', '.join(_OVERRIDABLE)}")
-        tier = dataclasses.replace(tiers[name], **{k: type(getattr(tiers[name], k))(v) for k, v in fields.items()})
+        values = {"floor": 0, **fields} if "budget" in fields else fields
+        tier = dataclasses.replace(tiers[name], **{k: type(getattr(tiers[name], k))(v) for k, v in values.items()})
         if tier.budget <= 0:
             raise ValueError(f"tiers.{name}.budget must be a positive number of tokens, got {tier.budget}")
         if not 0 <= tier.floor < tier.budget:

@@ -26,9 +26,13 @@ GRPO and evaluation-style use reads question + gold (``prompt_rows``); SFT also 
 Questions end with ``question_suffix`` (default ``data.benchmarks.BOXED_INSTRUCTION``, the sentence evaluation
 appends to real benchmarks, so training and evaluation prompts match; ``""`` for none); the task's prompt then adds
 the tier instruction (``data.tasks.make_prompt``). A gold with several accepted forms (``gold_separator``) uses its
-first form as the ``solution``. Records without a usable question, gold answer (or, for SFT, trace) are skipped and
-counted by reason (``data.traces.SKIP_REASONS``); a source that yields no usable record is an error. Reading stops
-once ``n`` records are kept, so a large Hub dataset is converted to Python only as far as needed.
+first form as the ``solution``. Records without a usable question, gold answer (or, for SFT, trace; with the
+``openr1`` preset, a generation flagged correct by ``correctness_math_verify``) are skipped and counted by reason
+(``data.traces.SKIP_REASONS``); a source that yields no usable record is an error. ``prompt_rows`` also skips
+(``unparsable_gold``) a gold that ``gold_ok`` rejects: the caller passes the grader's own test
+(``rewards.verify.gold_parses``, ``rl.stages.common``), as such a prompt scores 0 whatever the policy writes and
+its groups have no reward variance. Reading stops once ``n`` records are kept, so a large Hub dataset is
+converted to Python only as far as needed.
 """
 
 from __future__ import annotations
@@ -281,14 +285,15 @@ def with_suffix(question: str, suffix: str) -> str:
     return f"{question}\n{suffix}" if suffix else question
 
 
-def _prompt_extractor(fields: PromptFields, suffix: str) -> Extract:
+def _prompt_extractor(fields: PromptFields, suffix: str, gold_ok: Callable[[str], bool] | None) -> Extract:
     def extract(batch: list[dict], offset: int, seen: set[str]) -> tuple[list[dict[str, str]], list[Skipped]]:
         rows, skipped = [], []
         for i, row in enumerate(batch, start=offset):
             rid = record_id(row, fields, i)  # type: ignore[arg-type]  # reads id and question
             question, solution = question_of(row, fields), solution_of(get_field(row, fields.gold), fields)
             reason = ("missing_question" if not question else "missing_gold" if not solution
-                      else "duplicate_id" if rid in seen else None)
+                      else "duplicate_id" if rid in seen
+                      else "unparsable_gold" if gold_ok is not None and not gold_ok(solution) else None)
             if reason:
                 skipped.append(Skipped(i, rid, reason))
                 continue
@@ -318,10 +323,14 @@ def _trace_extractor(fields: PromptFields, fmap: FieldMap, suffix: str) -> Extra
     return extract
 
 
-def prompt_rows(spec: DatasetSpec, split: str = "train", n: int | None = None, seed: int = 0) -> TaskRows:
-    """The first ``n`` usable ``{id, question, solution}`` rows of ``spec`` (GRPO, evaluation-style use)."""
+def prompt_rows(
+    spec: DatasetSpec, split: str = "train", n: int | None = None, seed: int = 0,
+    gold_ok: Callable[[str], bool] | None = None,
+) -> TaskRows:
+    """The first ``n`` usable ``{id, question, solution}`` rows of ``spec`` (GRPO, evaluation-style use); with
+    ``gold_ok``, rows whose ``solution`` it rejects are skipped as ``unparsable_gold``."""
     def make(sample: Mapping[str, Any]) -> Extract:
-        return _prompt_extractor(resolve_fields(spec.fields, sample)[0], spec.question_suffix)
+        return _prompt_extractor(resolve_fields(spec.fields, sample)[0], spec.question_suffix, gold_ok)
 
     return _collect(spec, split, n, seed, "prompts", make)
 

@@ -10,6 +10,10 @@ A mapping names the source fields of ``id``, ``question``, ``gold`` and either `
 ``answer``. A field name may be a dotted path with list indices (``generations.0``, ``messages.1.content``).
 ``gold_separator`` (a regular expression) splits a gold field holding several accepted forms
 (``".2,  1/5"``) into alternatives; ``gold_boxed`` takes the last ``\\boxed{}`` of a worked-solution gold.
+``verified`` names a list of per-generation correctness flags beside a ``response`` field holding the list of
+generations (OpenR1-Math: ``generations`` and ``correctness_math_verify``): the trace is the first generation
+flagged true that has a closed thinking and an answer, and a record with none flagged true is skipped
+(``unverified``), so SFT never imitates a trace that reached a wrong answer.
 
 Records are never dropped silently: each skipped record is returned with its reason
 (``SKIP_REASONS``), and ``IngestResult.counts`` tallies them.
@@ -39,6 +43,8 @@ SKIP_REASONS: dict[str, str] = {
     "unclosed_thinking": "the response opens <think> but never closes it",
     "no_conclusion": "nothing after the thinking (no answer text)",
     "duplicate_id": "an earlier record has the same id",
+    "unverified": "no generation flagged correct by the verified field (e.g. correctness_math_verify)",
+    "unparsable_gold": "the grader cannot parse the gold answer, so every completion would score 0",
 }
 
 
@@ -54,16 +60,19 @@ class FieldMap:
     id: str | None = None
     gold_separator: str | None = None
     gold_boxed: bool = False
+    verified: str | None = None
 
     def __post_init__(self) -> None:
         if (self.response is None) == (self.thinking is None):
             raise ValueError("a trace field mapping needs either 'response' or both 'thinking' and 'answer'")
         if self.thinking is not None and self.answer is None:
             raise ValueError("a trace field mapping with 'thinking' also needs 'answer'")
+        if self.verified is not None and self.response is None:
+            raise ValueError("'verified' (per-generation correctness flags) needs 'response' naming the generations")
 
     @property
     def required(self) -> list[str]:
-        return [f for f in (self.question, self.gold, self.response, self.thinking, self.answer) if f]
+        return [f for f in (self.question, self.gold, self.response, self.thinking, self.answer, self.verified) if f]
 
 
 # Presets: the two shapes of ../shared/traces (see its SOURCES.md) and common Hub trace sets.
@@ -74,7 +83,8 @@ SCHEMAS: dict[str, FieldMap] = {
     ),
     "thinking_answer": FieldMap(question="problem", thinking="message_thinking", answer="message_content",
                                 gold="gtruth_answer"),
-    "openr1": FieldMap(question="problem", response="generations.0", gold="answer", id="uuid"),
+    "openr1": FieldMap(question="problem", response="generations", gold="answer", id="uuid",
+                       verified="correctness_math_verify"),
     "s1k": FieldMap(question="question", thinking="thinking_trajectories.0", answer="attempt", gold="solution",
                     gold_boxed=True),
 }
@@ -197,6 +207,22 @@ def record_id(row: Mapping[str, Any], fmap: FieldMap, index: int) -> str:
     return hashlib.sha1(question.encode()).hexdigest()[:12]
 
 
+def verified_response(generations: Any, flags: Any) -> tuple[str | None, str, str | None]:
+    """``split_response`` of the first generation flagged true that splits into thinking and an answer; the
+    problem is ``unverified`` when no flag is true, else the first flagged generation's own problem."""
+    gens = generations if isinstance(generations, Sequence) and not isinstance(generations, str) else [generations]
+    marks = flags if isinstance(flags, Sequence) and not isinstance(flags, str) else [flags]
+    first: tuple[str | None, str, str | None] | None = None
+    for text, flag in zip(gens, marks, strict=False):
+        if flag not in (True,):  # a bool (numpy's too); None and strings are not a verdict
+            continue
+        thinking, conclusion, problem = split_response(str(text or ""))
+        if problem is None and thinking and conclusion:
+            return thinking, conclusion, None
+        first = first or (thinking, conclusion, problem or ("no_thinking" if not thinking else "no_conclusion"))
+    return first or (None, "", "unverified")
+
+
 def ingest(rows: Iterable[Mapping[str, Any]], fmap: FieldMap) -> IngestResult:
     """Map source rows onto ``TraceRecord``s; every unusable row comes back in ``skipped`` with its reason."""
     records: list[TraceRecord] = []
@@ -205,7 +231,10 @@ def ingest(rows: Iterable[Mapping[str, Any]], fmap: FieldMap) -> IngestResult:
     for index, row in enumerate(rows):
         rid = record_id(row, fmap, index)
         question = _text(get_field(row, fmap.question))
-        if fmap.response is not None:
+        if fmap.verified is not None:
+            generations, flags = get_field(row, fmap.response), get_field(row, fmap.verified)  # type: ignore[arg-type]
+            thinking, conclusion, problem = verified_response(generations, flags)
+        elif fmap.response is not None:
             thinking, conclusion, problem = split_response(str(get_field(row, fmap.response) or ""))
         else:
             thinking = _text(get_field(row, fmap.thinking)) or None  # type: ignore[arg-type]

@@ -16,6 +16,10 @@ under ``configs/rewards/`` (``kimi``), or the path of a reward-recipe file anywh
 compare runs (``rl.tracking``). Tiers are not part of a reward recipe: they come from the stage recipe
 (``tiers:``, ``--budget``), so one reward recipe serves every task and tier.
 
+Length constants are checked against the tiers (``check_length_constants``): they stay in the papers' own units,
+so published values can be used as they are, and a recipe sized for one task is refused on tiers of another scale
+instead of being silently rescaled (the message says the value that fits).
+
 Errors are ``ValueError`` naming the bad value and the allowed ones (``rl.config`` re-raises them as
 ``ConfigError``). Reward names and parameters are checked by ``rewards.registry.build_rewards`` at start-up.
 """
@@ -28,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from data.budgets import Tier
 
 REWARD_RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "rewards"
 INLINE = "custom"  # the recipe name of an inline ``rewards:`` list
@@ -116,3 +122,62 @@ def resolve_rewards(value: list | str | None, directory: Path = REWARD_RECIPE_DI
     if isinstance(value, str):
         return load_reward_recipe(value, directory)
     return RewardRecipe(INLINE, _check_specs(value, "rewards"))
+
+
+# Reward constants in tokens, checked against the smallest tier budget B (``check_length_constants``).
+# Per-token costs: (parameter, its default, the reward unit it is compared with: a number or another parameter).
+# The cost of B tokens must stay within the unit, else one budget of length outweighs a correct answer.
+PER_TOKEN_COSTS: dict[str, tuple[str, float, float | str]] = {
+    "l1_exact": ("alpha", 0.0003, 1.0),      # only with target: tier (a prompt's own target sets its scale)
+    "l1_max": ("alpha", 0.0003, 1.0),
+    "alp": ("beta", 0.005, 1.0),             # the cost on an always-solved prompt
+    "shorter_better": ("beta", 0.001, "alpha"),
+}
+# Lengths: (parameter, its default, what it does below B: the reward treats every tier's completions alike).
+LENGTHS: dict[str, tuple[str, int | None, str]] = {
+    "cosine": ("max_len", 0, "every completion gets the long-end value: plain correctness"),
+    "thinkprune": ("limit", None, "a cutoff under every tier"),  # None: each tier's own budget
+    "laser": ("target", 64, "a bonus no tier reaches"),  # only with adaptive: false (adaptive ones follow the policy)
+}
+
+
+def check_length_constants(specs: list[Mapping[str, Any]], tiers: Mapping[str, Tier]) -> str:
+    """Refuse a reward length constant sized below the smallest tier budget B; returns what was checked.
+
+    Per-token costs (``PER_TOKEN_COSTS``): ``l1_exact`` / ``l1_max`` (``target: tier``) alpha, ``alp`` beta,
+    ``shorter_better`` beta (against its alpha). With cost * B above the reward unit, missing by one budget costs
+    more than a correct answer is worth: L1's alpha 0.01 (sized for the synthetic task) on the 1024-token short tier
+    gives -19.8 at 3000 tokens, and ``l1_max`` becomes a hard cutoff. Allowed: cost <= unit / B.
+    Lengths (``LENGTHS``): ``cosine`` max_len (below B: the long-end value for every completion, plain
+    correctness), a fixed ``thinkprune`` limit (a cutoff under every tier), a fixed ``laser`` target (a bonus no
+    tier reaches). Allowed: >= B.
+    """
+    smallest = min(tiers.values(), key=lambda t: t.budget)
+    budget, where = smallest.budget, f"the smallest tier budget ({smallest.budget}, tier {smallest.name})"
+    checked = []
+    for i, spec in enumerate(specs):
+        name = spec.get("name")
+        if name in PER_TOKEN_COSTS and not (name.startswith("l1_") and spec.get("target", "prompt") != "tier"):
+            param, default, unit = PER_TOKEN_COSTS[name]
+            cost = float(spec.get(param, default))
+            worth = float(spec.get(unit, 2.0)) if isinstance(unit, str) else unit  # shorter_better's alpha: 2
+            if cost * budget > worth:
+                raise ValueError(
+                    f"rewards[{i}] {name}: {param} {cost:g} per token makes {where} cost {cost * budget:.2f}, "
+                    f"more than a correct answer ({worth:g}): the constant is sized for shorter completions. Set "
+                    f"{param} <= {worth:g}/{budget} = {worth / budget:.6f}"
+                )
+            checked.append(f"{name} {param} {cost:g}")
+        elif name in LENGTHS and not (name == "laser" and spec.get("adaptive", True)):
+            param, default, effect = LENGTHS[name]
+            value = spec.get(param, default)
+            if value is not None and int(value) < budget:
+                raise ValueError(
+                    f"rewards[{i}] {name}: {param} {value} is below {where}, so every tier is treated alike "
+                    f"({effect}): the constant is sized for shorter completions. Set {param} >= {budget} (e.g. the "
+                    f"long tier's budget, "
+                    f"{max(t.budget for t in tiers.values())})"
+                )
+            checked.append(f"{name} {param} {value}")
+    what = ", ".join(checked) if checked else "none in the rewards"
+    return f"reward length constants (against the smallest tier budget {budget}): {what}"

@@ -51,3 +51,14 @@ def test_mixed_assignment_is_balanced_and_seeded():
 def test_prompt_carries_the_tier_instruction():
     msg = make_prompt("What is 1 + 1?", "short")
     assert msg == [{"role": "user", "content": "What is 1 + 1?\n" + DEFAULT_TIERS["short"].instruction}]
+
+
+def test_default_tiers_are_bands_so_mixed_grpo_keeps_them_apart():
+    """Issue 12, defect 2: the default tiers had no floors, the configuration under which every tier collapses."""
+    tiers = resolve_tiers("default")
+    assert [(tiers[t].floor, tiers[t].budget) for t in TIER_NAMES] == [(0, 1024), (1024, 2048), (2048, 4096)]
+    # the floors are sized to the default budgets: overriding a budget without a floor drops that tier's floor
+    small = resolve_tiers({"short": {"budget": 24}, "medium": {"budget": 32}, "long": {"budget": 48}})
+    assert [small[t].floor for t in TIER_NAMES] == [0, 0, 0]
+    assert resolve_tiers({"short": {"budget": 512}})["medium"].floor == 1024
+    assert resolve_tiers({"long": {"budget": 8192, "floor": 3000}})["long"].floor == 3000

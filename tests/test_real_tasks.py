@@ -93,7 +93,8 @@ def test_gold_with_several_forms_uses_the_first(shared_dir):
 
 
 def test_records_without_question_gold_or_trace_are_skipped_and_counted(tmp_path):
-    good = {"uuid": "a", "problem": "1+1?", "answer": "$2$", "generations": ["<think>\nadd\n</think>\n\n\\boxed{2}"]}
+    good = {"uuid": "a", "problem": "1+1?", "answer": "$2$", "generations": ["<think>\nadd\n</think>\n\n\\boxed{2}"],
+            "correctness_math_verify": [True]}
     rows = [
         good,
         {**good, "uuid": "b", "problem": "  "},                                  # missing_question

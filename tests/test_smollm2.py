@@ -78,11 +78,12 @@ def test_grpo_recipe_trains_two_lora_steps_on_cpu(tmp_path):
     argv = ["--stage", "grpo", "--config", str(RECIPES / "grpo.yaml"), "--max_steps", "2", "--output_dir", str(out)]
     assert train.main(argv) == 0
     logging.getLogger(__name__).info("SmolLM2 GRPO, 2 LoRA steps on CPU: %.0f s", time.perf_counter() - start)
-    adapter = json.loads((out / "adapter_config.json").read_text())
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert adapter["peft_type"] == "LORA" and adapter["r"] == 8
     assert set(adapter["target_modules"]) == {"q_proj", "v_proj"}
-    weights = load_file(out / "adapter_model.safetensors")
+    weights = load_file(out / "adapter" / "adapter_model.safetensors")
     lora_b = [w for name, w in weights.items() if "lora_B" in name]
     assert len(lora_b) == 2 * 30  # q_proj and v_proj in each of the 30 layers
     assert any(w.abs().sum() > 0 for w in lora_b)  # B starts at zero: the two steps updated the adapter
     assert json.loads((out / "lcrl_config.json").read_text())["model_name_or_path"] == SMOLLM2
+    assert json.loads((out / "config.json").read_text())["model_type"] == "llama"  # the merged full model

@@ -6,6 +6,7 @@ a local file, ``data.dataset_task``). Models: a folder, a Hub id or a GGUF file 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from data.dataset_task import prompt_rows, sft_rows
 from data.prune_io import check_settings
 from data.synthetic import Trace
 from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
+from rewards.verify import gold_parses
 from rl.config import ConfigError, LcrlArguments
 from rl.model_files import load_pretrained
 from rl.recipes import ParsedRun, dump_run
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 # Options that decide what a training run learns. Resuming the last checkpoint of an output_dir written with other
 # ones would silently continue (or, when finished, keep) a different run, so it is refused.
 RUN_SETTINGS_FILE = "run_settings.json"
+ADAPTER_DIR = "adapter"  # where a LoRA run keeps its adapter, beside the merged full model (``train_and_save``)
 RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset", "num_train", "task_seed", "budget",
                    "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "segment", "chunking", "rewards",
                    "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed", "use_peft")
@@ -47,7 +50,9 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
 
     Columns: ``id``, ``prompt`` (the question and the tier instruction), ``solution``, ``tier`` and, for SFT,
     ``completion``. With ``task: dataset`` the first ``num_train`` (``num_test``) usable records; in a dry run a Hub
-    dataset is not loaded (no network), a local file is read and checked.
+    dataset is not loaded (no network), a local file is read and checked. Prompts (``target`` None: GRPO) whose
+    gold the grader cannot parse (``rewards.verify.gold_parses``, the recipe's ``grading.normalization``) are
+    skipped and counted: they would score 0 whatever the policy writes.
     """
     n = lcrl.num_train if split == "train" else lcrl.num_test
     tiers = resolve_tiers(lcrl.tiers)
@@ -55,7 +60,11 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
         traces = task_traces(lcrl, split, n)
         return traces_to_dataset(traces, lcrl.budget, tiers, seed=lcrl.task_seed, target=target)
     spec = lcrl.dataset_spec()
-    field, read = (None, prompt_rows) if target is None else ("completion", sft_rows)
+    if target is None:
+        normalization = lcrl.grading_config().normalization
+        field, read = None, functools.partial(prompt_rows, gold_ok=lambda gold: gold_parses(gold, normalization))
+    else:
+        field, read = "completion", sft_rows
     if lcrl.dry_run and not spec.is_local:
         logger.info("dry run: Hub dataset %s (split %s, fields %s) not loaded", spec.path, spec.split, spec.fields)
         return rows_dataset([], lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
@@ -103,9 +112,40 @@ def prepare_training(run: ParsedRun, training_args) -> str | None:
 
 
 def train_and_save(trainer, run: ParsedRun, resume: str | None) -> None:
-    """Train (resuming if asked), save the final model and the resolved recipe to the trainer's output_dir."""
+    """Train (resuming if asked), save the final model and the resolved recipe to the trainer's output_dir.
+
+    With LoRA (``use_peft``) the adapter goes to ``<output_dir>/adapter`` and ``<output_dir>`` holds the full model
+    (``save_merged``), so the next stage's ``--model_name_or_path``, evaluation (vLLM too) and ``trl vllm-serve``
+    read ``<output_dir>`` as any model. The adapter is kept out of the root: transformers would load a folder with
+    ``adapter_config.json`` as an adapter on its base model.
+    """
+    from peft import PeftModel
+
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(trainer.args.output_dir)
+    out = trainer.args.output_dir
+    if isinstance(trainer.model, PeftModel):
+        adapter = os.path.join(out, ADAPTER_DIR)
+        trainer.save_model(adapter)
+        if trainer.args.should_save:
+            save_merged(run.stage_args[1], adapter, out, trainer.processing_class,
+                        getattr(trainer.args, "trust_remote_code", False))
+        trainer.accelerator.wait_for_everyone()
+    else:
+        trainer.save_model(out)
     if trainer.args.should_save:  # one writer (save_model is already rank-aware)
-        dump_run(run, trainer.args.output_dir)
+        dump_run(run, out)
     trainer.accelerator.end_training()
+
+
+def save_merged(model_args, adapter: str, out: str, tokenizer: PreTrainedTokenizerBase,
+                trust_remote_code: bool = False) -> None:
+    """The base model (loaded afresh, as training loaded it) with the LoRA adapter in ``adapter`` merged
+    (``merge_and_unload``), saved with ``tokenizer`` to ``out``: a full model. Loading the base again instead of
+    merging the trained model works the same whether the trainer's weights are sharded (FSDP, ZeRO-3) or not."""
+    from peft import PeftModel
+
+    base, _ = load_policy(model_args, trust_remote_code)
+    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    logger.info("LoRA adapter in %s; the base with it merged (a full model) in %s", adapter, out)

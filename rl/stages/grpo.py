@@ -24,6 +24,7 @@ from data.budgets import resolve_tiers
 from data.completion_format import CompletionFormat
 from rewards import RewardContext, build_rewards
 from rewards.registry import REGISTRY
+from rl.checks import check_loaded_precision, check_prompt_lengths, prompt_limit, startup_checks
 from rl.config import ConfigError
 from rl.distributed import check_group_layout, log_world
 from rl.recipes import ParsedRun
@@ -58,10 +59,14 @@ def run(run: ParsedRun) -> None:
     if refresh.enabled:
         logger.info("on-policy refresh every %d steps: a pool of %d prompts, a reserve of %d",
                     refresh.refresh_every, refresh.refresh_pool, len(train) - refresh.refresh_pool)
+    checks = startup_checks(run)
     if lcrl.dry_run:
+        logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
         return
-    resume = prepare_training(run, grpo_args)
     model, tokenizer = load_policy(model_args, grpo_args.trust_remote_code)
+    check_loaded_precision(model, grpo_args, model_args)
+    check_prompt_lengths(train["prompt"], tokenizer, prompt_limit(grpo_args, model.config))
+    resume = prepare_training(run, grpo_args)
     fmt = policy_format(model, tokenizer)
     logger.info("completion format: close marker %r = %d token(s), thinking opened by the template: %s, EOS ids %s",
                 fmt.close_text, len(fmt.close_ids), fmt.opened_by_template, sorted(fmt.eos_ids))

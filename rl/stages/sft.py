@@ -27,6 +27,7 @@ from trl import SFTTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from data.prune_io import read_jsonl
 from data.tasks import chunked_dataset, rows_dataset, trace_rows
+from rl.checks import check_loaded_precision, startup_checks
 from rl.config import SFT_COMPLETIONS, ConfigError
 from rl.distributed import log_world
 from rl.recipes import ParsedRun
@@ -67,10 +68,13 @@ def run(run: ParsedRun) -> None:
         logger.info("SFT on %d %s traces (budget %s)", len(train), what, lcrl.budget)
     elif lcrl.sft_mode == "skip" and rows is None:
         raise ConfigError("sft_mode skip needs sft_data: a pruned JSONL from --stage prune with skip_chunks: true")
+    checks = startup_checks(run)
     if lcrl.dry_run:
+        logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
         return
-    resume = prepare_training(run, sft_args)
     model, tokenizer = load_policy(model_args, sft_args.trust_remote_code)
+    check_loaded_precision(model, sft_args, model_args)
+    resume = prepare_training(run, sft_args)
     if lcrl.sft_mode != "full":
         if rows is None:
             traces = task_traces(lcrl, "train", lcrl.num_train)
