@@ -40,7 +40,8 @@ def adaptthink_rewards(correct: Sequence[float | None], skipped: Sequence[bool],
 
 @register("adaptthink")
 class AdaptThink:
-    """AdaptThink's reward ``r = c - ref_acc(q) + delta * 1[no thinking]`` on ``none``-tier rows (module docstring).
+    """AdaptThink (Zhang et al. 2025, arXiv 2505.13417): r = c - ref_acc(q) + delta * 1[no thinking] on ``none``-tier
+    rows (module docstring).
 
     Parameters: ``delta`` (0.05, the paper's), ``ref_acc`` (used when the dataset has no ``ref_acc`` column),
     ``all_tiers`` (score every row, not only the ``none`` tier's; default false).
