@@ -112,7 +112,8 @@ def summarize(runs: list[dict]) -> list[dict]:
         row = {"model": model, "tier": tier, "ops": ops, "n": rs[0]["n"]}
         for key in ("accuracy", "think_tokens_mean", "in_band", "skipped"):
             vals = [r[key] for r in rs]
-            row[key] = {"mean": round(statistics.fmean(vals), 4), "min": round(min(vals), 4), "max": round(max(vals), 4)}
+            row[key] = {"mean": round(statistics.fmean(vals), 4), "min": round(min(vals), 4),
+                        "max": round(max(vals), 4)}
         out.append(row)
     return out
 
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="GRPO steps of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--start", type=Path, default=REPO / "outputs/tiny/sft_tiers", help="the SFT model GRPO starts from")
+    parser.add_argument("--start", type=Path, default=REPO / "outputs/tiny/sft_tiers",
+                        help="the SFT model GRPO starts from")
     parser.add_argument("--num_test", type=int, default=300)
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--samples", type=int, default=1, help="samples per problem (with --temperature > 0)")

@@ -107,8 +107,8 @@ def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = No
     tiers = dict(DEFAULT_TIERS)
     for name, fields in (overrides or {}).items():
         if name == NO_THINKING:
-            raise ValueError(f"tiers.{NO_THINKING} cannot be overridden: its budget is 0 thinking tokens by definition; "
-                             f"allowed: {', '.join(TIER_NAMES)}")
+            raise ValueError(f"tiers.{NO_THINKING} cannot be overridden: its budget is 0 thinking tokens by "
+                             f"definition; allowed: {', '.join(TIER_NAMES)}")
         if name not in tiers:
             raise ValueError(f"unknown tier {name!r} in tiers; allowed: {', '.join(TIER_NAMES)}")
         if not isinstance(fields, Mapping):

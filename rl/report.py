@@ -8,7 +8,8 @@ excluded); mean and median thinking tokens (up to and including ``</think>``, of
 completions whose thinking fits the tier's budget; ``truncated`` = share cut at the token limit; with budget
 forcing also ``forced`` (share closed at the cap) and ``waits_mean``. Efficiency (``rl.efficiency``): ``accuracy_per_1k`` (accuracy per 1000 thinking tokens),
 ``skipped_thinking`` (share of completions that close the thinking with nothing in it: AdaptThink's no-thinking
-mode; for the no-thinking tier, budget 0, it is also ``within_budget``), ``otb_accuracy`` (OptimalThinkingBench's overthinking-adjusted accuracy with ``t_max``), the mean thinking tokens
+mode; for the no-thinking tier, budget 0, it is also ``within_budget``), ``otb_accuracy`` (OptimalThinkingBench's
+overthinking-adjusted accuracy with ``t_max``), the mean thinking tokens
 of correct and of wrong completions, their lengths (``think_lengths_correct``/``_wrong``, for the histograms),
 and ``aes`` against a named base model (``add_aes``; the weights are printed in the table's header). The Pareto
 plot of these rows and the histograms are ``rl/plots.py``.
