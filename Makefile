@@ -10,7 +10,7 @@ export WANDB_SILENT := true
 # OMP_WAIT_POLICY=PASSIVE: 25% slower alone, but no spin-wait collapse when the cores are busy.)
 export OMP_NUM_THREADS ?= $(shell nproc)
 
-.PHONY: install demo demo-seeds demo-check test test-fast bench compare tiers prune clean
+.PHONY: install demo demo-seeds demo-check test test-fast bench compare tiers budget-rollouts prune clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -73,6 +73,15 @@ tiers: install
 		--output_dir outputs/tiny/eval_mixed_sampled
 	cp outputs/tiny/eval_mixed/results.md bench/results/tiers_greedy.md
 	cp outputs/tiny/eval_mixed_sampled/results.md bench/results/tiers_sampled.md
+
+# Budget control at rollout time (issue 14): GRPO with every tier, plain tldr against tldr with the thinking cut at
+# each tier's budget during rollouts (configs/tiny/grpo_budget.yaml), and the no-thinking tier none (AdaptThink,
+# configs/tiny/grpo_none.yaml), equal steps and seeds from outputs/tiny/sft_tiers (built first when missing); tier
+# compliance and the none tier's share without thinking by operation count, in bench/results/budget_rollouts.md.
+# About 30 min per seed at 100 steps on 2 cores (estimate). `make budget-rollouts STEPS=300 SEEDS="0 1 2"`.
+BR_STEPS    ?= $(if $(filter command line,$(origin STEPS)),$(STEPS),100)
+budget-rollouts: install
+	$(BIN)/python bench/budget_rollouts.py --steps $(BR_STEPS) --seeds $(SEEDS)
 
 # Pruning pipeline (after make demo): binary cutting validated by the full-trace SFT model, SFT on the pruned traces,
 # on the pruned traces without their skippable chunks (skip-thinking) and, as the equal-compute control, on the same

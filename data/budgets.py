@@ -7,7 +7,15 @@ depend on its trace lengths, so a recipe names a preset (``tiers: synthetic``) o
 ``penalty`` per tier (``tiers: {short: {budget: 512}}``); names and instructions stay fixed so that every model
 trained with lcrl understands the same prompts.
 
-``mixed`` is not a tier but a training choice: every prompt gets one of the tiers (see ``assign_tiers``).
+``none`` is the fourth tier, the no-thinking choice of AdaptThink (Zhang et al. 2025, arXiv 2505.13417): its
+budget is 0 thinking tokens (the model closes the thinking at once), it has no length penalty, and its reward is
+``adaptthink`` (``rewards.adaptive``): no thinking is rewarded as long as accuracy holds, so one model learns which
+problems it can answer without thinking. Its compliance is the share of completions that skip the thinking.
+It is kept apart from the length tiers (``TIER_NAMES``, whose budgets grow short <= medium <= long and which the
+embedded tokenizer's corpus lists), and its budget and penalty cannot be overridden.
+
+``mixed`` is not a tier but a training choice: every prompt gets one of the three length tiers; ``mixed_none``
+draws from all four tiers (see ``assign_tiers``).
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-TIER_NAMES: tuple[str, ...] = ("short", "medium", "long")
-BUDGET_CHOICES: tuple[str, ...] = (*TIER_NAMES, "mixed")
+TIER_NAMES: tuple[str, ...] = ("short", "medium", "long")  # the length tiers
+NO_THINKING = "none"
+ALL_TIERS: tuple[str, ...] = (*TIER_NAMES, NO_THINKING)
+MIXES: dict[str, tuple[str, ...]] = {"mixed": TIER_NAMES, "mixed_none": ALL_TIERS}  # budget choice -> tiers drawn
+BUDGET_CHOICES: tuple[str, ...] = (*ALL_TIERS, *MIXES)
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,7 @@ class Tier:
     """One reasoning-length level.
 
     Attributes:
-        name: ``short``, ``medium`` or ``long``.
+        name: ``short``, ``medium``, ``long`` or ``none``.
         instruction: the sentence appended to the user prompt that asks for this length.
         budget: thinking-token budget; the length rewards penalise going over it and evaluation reports the
             share of completions within it.
@@ -43,6 +54,15 @@ class Tier:
     penalty: float
     floor: int = 0
 
+    @property
+    def thinks(self) -> bool:
+        """False for the no-thinking tier (budget 0)."""
+        return self.budget > 0
+
+    def in_band(self, thinking_tokens: int, skipped: bool) -> bool:
+        """Compliance: thinking within ``[floor, budget]``; for the no-thinking tier, the thinking was skipped."""
+        return skipped if not self.thinks else self.floor <= thinking_tokens <= self.budget
+
 
 # Defaults sized for R1-distilled 1.5B models on competition math; the embedded tiny recipe overrides budgets.
 # The bands tile the lengths: short [0, 1024], medium [1024, 2048], long [2048, 4096]. The floors are what keeps
@@ -52,6 +72,7 @@ DEFAULT_TIERS: dict[str, Tier] = {
     "short": Tier("short", "Reasoning length: short.", budget=1024, penalty=1.0),
     "medium": Tier("medium", "Reasoning length: medium.", budget=2048, penalty=0.5, floor=1024),
     "long": Tier("long", "Reasoning length: long.", budget=4096, penalty=0.1, floor=2048),
+    NO_THINKING: Tier(NO_THINKING, "Reasoning length: none.", budget=0, penalty=0.0),
 }
 
 # Budgets sized to a task's traces. synthetic: the embedded task, whose full traces think for ~101 tokens
@@ -90,6 +111,9 @@ def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = No
         overrides = TIER_PRESETS[overrides]
     tiers = dict(DEFAULT_TIERS)
     for name, fields in (overrides or {}).items():
+        if name == NO_THINKING:
+            raise ValueError(f"tiers.{NO_THINKING} cannot be overridden: its budget is 0 thinking tokens by "
+                             f"definition; allowed: {', '.join(TIER_NAMES)}")
         if name not in tiers:
             raise ValueError(f"unknown tier {name!r} in tiers; allowed: {', '.join(TIER_NAMES)}")
         if not isinstance(fields, Mapping):
@@ -111,11 +135,13 @@ def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = No
 
 
 def assign_tiers(n: int, budget: str, seed: int = 0) -> list[str]:
-    """One tier name per example: the chosen tier for all, or for ``mixed`` a balanced shuffled assignment."""
+    """One tier name per example: the chosen tier for all, or for ``mixed`` / ``mixed_none`` a balanced shuffled
+    assignment over the length tiers / all four tiers."""
     check_budget(budget)
-    if budget != "mixed":
+    if budget not in MIXES:
         return [budget] * n
-    names = [TIER_NAMES[i % len(TIER_NAMES)] for i in range(n)]
+    pool = MIXES[budget]
+    names = [pool[i % len(pool)] for i in range(n)]
     random.Random(seed).shuffle(names)
     return names
 
@@ -124,8 +150,23 @@ def tier_instruction(tier: str, tiers: Mapping[str, Tier] | None = None) -> str:
     """The prompt sentence for ``tier``."""
     table = tiers or DEFAULT_TIERS
     if tier not in table:
-        raise ValueError(f"unknown tier {tier!r}; allowed: {', '.join(TIER_NAMES)}")
+        raise ValueError(f"unknown tier {tier!r}; allowed: {', '.join(ALL_TIERS)}")
     return table[tier].instruction
+
+
+def check_tier(tier: str) -> str:
+    """Return ``tier`` if it is one of the four tiers; otherwise raise a ``ValueError`` naming them."""
+    if tier not in ALL_TIERS:
+        raise ValueError(f"unknown tier {tier!r}; allowed: {', '.join(ALL_TIERS)}")
+    return tier
+
+
+def tier_of_prompt(text: str, tiers: Mapping[str, Tier] | None = None) -> str | None:
+    """The tier whose instruction ends ``text`` (the last user turn, as ``data.tasks.make_prompt`` writes it), or
+    ``None`` when it names none. Used where only the prompt is known (TRL's ``rollout_func``)."""
+    tail = text.rstrip()
+    found = [t.name for t in (tiers or DEFAULT_TIERS).values() if tail.endswith(t.instruction)]
+    return max(found, key=lambda n: len((tiers or DEFAULT_TIERS)[n].instruction)) if found else None
 
 
 def tier_budgets(tiers: Sequence[str], table: Mapping[str, Tier]) -> list[int]:

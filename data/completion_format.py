@@ -176,6 +176,18 @@ class CompletionFormat:
         ends = self.close_ends(ids)
         return ends[0] if ends else len(self.content(ids))
 
+    def skips_thinking(self, ids: Sequence[int]) -> bool:
+        """The completion closes the thinking with nothing in it (AdaptThink's no-thinking mode): before the first
+        close marker only the open marker and whitespace. Without a tokenizer: only the open marker's ids."""
+        ends = self.close_ends(ids)
+        if not ends:
+            return False
+        head = list(ids)[: self.close_start(ids, ends[0])]
+        if self.tokenizer is None:
+            return head in ([], list(self.open_ids))
+        text = self.tokenizer.decode(head, skip_special_tokens=False).strip()
+        return text in ("", self.open_text)
+
     def answer_tokens(self, ids: Sequence[int]) -> int:
         """Tokens after the first close marker, without a trailing EOS (0 when the thinking never closes)."""
         return len(self.content(ids)) - self.thinking_tokens(ids)

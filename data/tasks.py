@@ -78,6 +78,9 @@ def _target_text(trace: Trace, tier: str, target: str) -> str:
         return trace.text
     if target == "oracle":
         return trace.oracle_text
+    if tier not in TIERED_REDUNDANCY:
+        raise ValueError(f"sft_target tiered has no trace for the {tier!r} tier (the no-thinking choice is learned in "
+                         f"GRPO, rewards.adaptive); tiered SFT takes: {', '.join(TIERED_REDUNDANCY)}")
     redundancy = TIERED_REDUNDANCY[tier]  # the ends are the trace's own oracle and full texts, not a new draw
     if redundancy == 0.0:
         return trace.oracle_text

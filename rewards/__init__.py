@@ -9,12 +9,13 @@ A recipe selects and weights them in YAML (``rewards: [{name: correctness, weigh
 - ``kimi``, ``efficiency`` (``rewards.group``): relative to each prompt's group of generations.
 - ``shorter_better``, ``smartthinker``, ``alp``, ``laser`` (``rewards.group_length``): group-relative length
   rewards of 2025-26.
+- ``adaptthink`` (``rewards.adaptive``): AdaptThink's reward of the no-thinking tier ``none``.
 
 Per-tier metrics (``rewards.metrics``) are logged through TRL's ``log_metric``; gold answers of the standard
 benchmarks are normalised by ``rewards.gold``.
 """
 
-from rewards import correctness, group, group_length, length, trl_wrappers  # noqa: F401  (registers the rewards)
+from rewards import adaptive, correctness, group, group_length, length, trl_wrappers  # noqa: F401  (registers the rewards)
 from rewards.registry import REGISTRY, GradingConfig, RewardContext, build_rewards, register
 
 __all__ = ["REGISTRY", "GradingConfig", "RewardContext", "build_rewards", "register"]

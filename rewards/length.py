@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 
-from data.budgets import TIER_NAMES, Tier
+from data.budgets import ALL_TIERS, Tier
 from data.completion_format import CompletionFormat
 from rewards.correctness import context_correctness
 from rewards.registry import RewardContext, register
@@ -84,7 +84,7 @@ def lengths_of(completion_ids: Sequence[Sequence[int]] | None, length_of: str, c
 def tier_specs(tier: Sequence[str] | None, tiers: Mapping[str, Tier], reward: str) -> list[Tier]:
     """The ``Tier`` of each example from the ``tier`` column; a missing column or unknown name is an error."""
     if tier is None:
-        raise ValueError(f"{reward} needs the dataset's 'tier' column (one of {', '.join(TIER_NAMES)} per example)")
+        raise ValueError(f"{reward} needs the dataset's 'tier' column (one of {', '.join(ALL_TIERS)} per example)")
     unknown = sorted({t for t in tier if t not in tiers})
     if unknown:
         raise ValueError(f"{reward}: unknown tier(s) {unknown} in the 'tier' column; allowed: {', '.join(tiers)}")
@@ -109,6 +109,8 @@ class Tldr:
     (without it every tier collapses to the shortest). The penalty applies to wrong answers too. L is
     ``length_of``: by default the thinking the budgets measure, priced as T + answer tokens beyond the allowance
     (module docstring), so closing early and reasoning after ``</think>`` costs the same as thinking.
+    Rows of the no-thinking tier ``none`` (budget 0) score ``None``: their reward is ``adaptthink``
+    (``rewards.adaptive``), and TRL leaves a ``None`` out of the weighted sum.
     """
 
     def __init__(self, ctx: RewardContext, shape: str = "excess", length_of: str = "thinking") -> None:
@@ -118,12 +120,16 @@ class Tldr:
         self.length_of = check_length_of(length_of, ctx, "tldr")
         self.__name__ = "tldr"
 
-    def __call__(self, prompts, completions, completion_ids=None, solution=None, tier=None, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, completion_ids=None, solution=None, tier=None,
+                 **kwargs) -> list[float | None]:
         specs = tier_specs(tier, self.ctx.tiers, "tldr")
         lengths = lengths_of(completion_ids, self.length_of, self.ctx)
         correct = context_correctness(self.ctx, completions, solution, completion_ids)
-        rewards = []
+        rewards: list[float | None] = []
         for c, n, spec in zip(correct, lengths, specs, strict=True):
+            if not spec.thinks:
+                rewards.append(None)
+                continue
             over = max(0, n - spec.budget) if self.shape == "excess" else n
             rewards.append(c - spec.penalty * (over + max(0, spec.floor - n)) / spec.budget)
         return rewards

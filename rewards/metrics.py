@@ -3,7 +3,8 @@
 For each tier present in the batch (the ``tier`` column; ``all`` when the dataset has none):
     tiers/<tier>/mean_length     mean token length (thinking by default, T without the answer allowance of
                                  ``rewards.length``: ``RewardContext.metrics_length_of``)
-    tiers/<tier>/within_budget   share of completions whose length is <= the tier's budget (``data.budgets``)
+    tiers/<tier>/within_budget   share of completions whose length is <= the tier's budget (``data.budgets``); for
+                                 the no-thinking tier ``none``, the share that skipped the thinking
     tiers/<tier>/accuracy        share of correct answers (``rewards.correctness``; needs the ``solution`` column)
     correctness/truncated        share of completions cut at the length limit (no EOS at the end), which
                                  correctness scores 0 (``GradingConfig.zero_truncated``); needs the completion format
@@ -31,15 +32,19 @@ def tier_metrics(
     tier: Sequence[str] | None,
     tiers: Mapping[str, Tier],
     correct: Sequence[float] | None = None,
+    skipped: Sequence[bool] | None = None,
 ) -> dict[str, float]:
-    """The per-tier metrics of one batch (see the module docstring); pure, for tests and evaluation."""
+    """The per-tier metrics of one batch (see the module docstring); pure, for tests and evaluation. ``skipped``:
+    per completion, whether it skipped the thinking (``CompletionFormat.skips_thinking``), for the ``none`` tier."""
     names = list(tier) if tier is not None else ["all"] * len(lengths)
     out: dict[str, float] = {}
     for name in dict.fromkeys(names):
         idx = [i for i, t in enumerate(names) if t == name]
         out[f"tiers/{name}/mean_length"] = sum(lengths[i] for i in idx) / len(idx)
-        if name in tiers:
+        if name in tiers and tiers[name].thinks:
             out[f"tiers/{name}/within_budget"] = sum(lengths[i] <= tiers[name].budget for i in idx) / len(idx)
+        elif name in tiers and skipped is not None:
+            out[f"tiers/{name}/within_budget"] = sum(skipped[i] for i in idx) / len(idx)
         if correct is not None:
             out[f"tiers/{name}/accuracy"] = sum(correct[i] for i in idx) / len(idx)
     return out
@@ -62,9 +67,13 @@ class TierMetrics:
             lengths = token_lengths(completion_ids, self.ctx.metrics_length_of, self.ctx.reading())
             solution = kwargs.get("solution")
             correct = None if solution is None else context_correctness(self.ctx, completions, solution, completion_ids)
-            for name, value in tier_metrics(lengths, kwargs.get("tier"), self.ctx.tiers, correct).items():
+            fmt, tier = self.ctx.reading(), kwargs.get("tier")
+            skipped = None
+            if fmt is not None and tier is not None and any(t in self.ctx.tiers and not self.ctx.tiers[t].thinks
+                                                            for t in tier):
+                skipped = [fmt.skips_thinking(ids) for ids in completion_ids]
+            for name, value in tier_metrics(lengths, tier, self.ctx.tiers, correct, skipped).items():
                 log_metric(name, float(value))
-            fmt = self.ctx.reading()
             if fmt is not None and fmt.eos_ids:
                 log_metric("correctness/truncated", sum(map(fmt.is_truncated, completion_ids)) / len(completion_ids))
         return rewards

@@ -152,7 +152,7 @@ def check_length_constants(specs: list[Mapping[str, Any]], tiers: Mapping[str, T
     correctness), a fixed ``thinkprune`` limit (a cutoff under every tier), a fixed ``laser`` target (a bonus no
     tier reaches). Allowed: >= B.
     """
-    smallest = min(tiers.values(), key=lambda t: t.budget)
+    smallest = min((t for t in tiers.values() if t.thinks), key=lambda t: t.budget)  # the none tier thinks 0
     budget, where = smallest.budget, f"the smallest tier budget ({smallest.budget}, tier {smallest.name})"
     checked = []
     for i, spec in enumerate(specs):

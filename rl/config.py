@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from data.budgets import BUDGET_CHOICES, TIER_NAMES, resolve_tiers
+from data.budgets import ALL_TIERS, BUDGET_CHOICES, resolve_tiers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -298,8 +298,8 @@ class EvalArguments:
         if not self.models:
             raise ConfigError("eval needs at least one model: set models: [label=path, ...] in the recipe or --models")
         for tier in self.eval_tiers or []:
-            if tier not in TIER_NAMES:
-                raise ConfigError(f"unknown tier {tier!r} in eval_tiers; allowed: {', '.join(TIER_NAMES)}")
+            if tier not in ALL_TIERS:
+                raise ConfigError(f"unknown tier {tier!r} in eval_tiers; allowed: {', '.join(ALL_TIERS)}")
         self.benchmark_files = _yaml_value(self.benchmark_files, "benchmark_files") or {}
         self.benchmark_sources = _yaml_value(self.benchmark_sources, "benchmark_sources") or {}
         if not self.benchmarks:

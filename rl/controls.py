@@ -136,6 +136,8 @@ class _Row:
     state: str = "think"  # think -> answer -> done
     finished: bool = False
     stop_reason: str = ""
+    forced_span: tuple[int, int] | None = None
+    end_id: int | None = None
 
 
 def budget_forced_generate(
@@ -182,9 +184,10 @@ def budget_forced_generate(
         )
         for i, g in zip(todo, gens):
             rows[i].ids += g.token_ids
-            rows[i].finished, rows[i].stop_reason = g.finished, g.stop_reason
+            rows[i].finished, rows[i].stop_reason, rows[i].end_id = g.finished, g.stop_reason, g.end_id
     return [
-        Generation(engine.decode(r.ids), r.ids, r.finished, r.stop_reason, forced_stop=r.forced, waits=r.waits)
+        Generation(engine.decode(r.ids), r.ids, r.finished, r.stop_reason, forced_stop=r.forced, waits=r.waits,
+                   forced_span=r.forced_span, end_id=r.end_id)
         for r in rows
     ]
 
@@ -218,14 +221,15 @@ def _after_think(
             row.waits += 1
             return  # think again
         if g.stop_reason == "eos" and end < len(row.ids):  # a multi-token marker: the answer came in this round
-            row.state, row.finished, row.stop_reason = "done", True, "eos"
+            row.state, row.finished, row.stop_reason, row.end_id = "done", True, "eos", g.end_id
             return
         row.ids = row.ids[:end]
         row.state = "answer"
     elif g.stop_reason == "eos":  # ended without closing the thinking: nothing more to decode
-        row.state, row.finished, row.stop_reason = "done", True, "eos"
+        row.state, row.finished, row.stop_reason, row.end_id = "done", True, "eos", g.end_id
     elif bf.think_cap is not None and len(row.ids) >= limit:  # reached the cap: force the end of thinking
-        row.ids = row.ids[: limit - len(fmt.close_ids)] + list(fmt.close_ids) + cue
-        row.forced, row.state = True, "answer"
+        start = limit - len(fmt.close_ids)
+        row.ids = row.ids[:start] + list(fmt.close_ids) + cue
+        row.forced, row.state, row.forced_span = True, "answer", (start, len(row.ids))
     else:  # no cap: truncated at max_new_tokens like a plain generate
         row.state, row.finished, row.stop_reason = "done", False, "length"

@@ -48,6 +48,8 @@ class Generation:
     stop_reason: str = ""  # "eos", "stop" (an extra stop token, kept in token_ids) or "length"
     forced_stop: bool = False  # budget forcing closed the thinking at its cap
     waits: int = 0  # budget forcing replaced an early end of thinking by "Wait" this many times
+    forced_span: tuple[int, int] | None = None  # budget forcing: [start, end) of the inserted close marker and cue
+    end_id: int | None = None  # the end-of-sequence id that ended it (dropped from token_ids), when stop_reason is eos
 
     @property
     def num_tokens(self) -> int:
@@ -166,7 +168,7 @@ class Engine:
                 break
             if t in self.eos_ids:
                 ids = new_ids[:j]
-                return Generation(self.decode(ids), ids, finished=True, stop_reason="eos")
+                return Generation(self.decode(ids), ids, finished=True, stop_reason="eos", end_id=t)
             if t in stops:
                 ids = new_ids[: j + 1]
                 return Generation(self.decode(ids), ids, finished=True, stop_reason="stop")

@@ -7,7 +7,9 @@ excluded); mean and median thinking tokens (up to and including ``</think>``, of
 ``data.completion_format``); mean answer tokens (after it); mean total tokens; ``within_budget`` = share of
 completions whose thinking fits the tier's budget; ``truncated`` = share cut at the token limit; with budget
 forcing also ``forced`` (share closed at the cap) and ``waits_mean``. Efficiency (``rl.efficiency``): ``accuracy_per_1k`` (accuracy per 1000 thinking tokens),
-``otb_accuracy`` (OptimalThinkingBench's overthinking-adjusted accuracy with ``t_max``), the mean thinking tokens
+``skipped_thinking`` (share of completions that close the thinking with nothing in it: AdaptThink's no-thinking
+mode; for the no-thinking tier, budget 0, it is also ``within_budget``), ``otb_accuracy`` (OptimalThinkingBench's
+overthinking-adjusted accuracy with ``t_max``), the mean thinking tokens
 of correct and of wrong completions, their lengths (``think_lengths_correct``/``_wrong``, for the histograms),
 and ``aes`` against a named base model (``add_aes``; the weights are printed in the table's header). The Pareto
 plot of these rows and the histograms are ``rl/plots.py``.
@@ -82,8 +84,12 @@ def summarize(
         "answer_tokens_mean": statistics.fmean(t - k for t, k in zip(total, think)),
         "total_tokens_mean": statistics.fmean(total),
         "within_budget": (sum(k <= budget for k in think) / m) if budget else None,
+        "skipped_thinking": None if fmt is None or prefilled_thinking else
+        sum(fmt.skips_thinking(g.token_ids) for g in generations) / m,
         "truncated": sum(not g.finished for g in generations) / m,
     }
+    if budget == 0:
+        row["within_budget"] = row["skipped_thinking"]
     kept = [(s, t) for s, t in zip(scores, think) if s is not None]
     right, wrong = split_lengths([s for s, _ in kept], [t for _, t in kept])
     row["accuracy_per_1k"] = accuracy_per_1k(row["accuracy"], row["think_tokens_mean"]) if graded else None

@@ -72,13 +72,14 @@ def comparison_config(run: ParsedRun) -> dict[str, Any]:
     ``experiment`` (the group), ``recipe``, ``budget``, ``reward_recipe``, ``rewards`` (the full list with
     parameters), ``reward_weight`` (weight by reward name), and the resolved tiers as ``tier_budget``,
     ``tier_floor`` and ``tier_penalty`` (each tier's thinking-token band and penalty strength, after presets and
-    overrides).
+    overrides; the no-thinking tier ``none`` only in runs that use it).
     """
-    from data.budgets import resolve_tiers
+    from data.budgets import MIXES, NO_THINKING, resolve_tiers
 
     lcrl = run.lcrl
     specs = [dict(s) for s in (lcrl.rewards or []) if isinstance(s, dict)]
-    tiers = resolve_tiers(lcrl.tiers)
+    used = MIXES.get(lcrl.budget, (lcrl.budget,))  # the no-thinking tier only where the run uses it
+    tiers = {n: t for n, t in resolve_tiers(lcrl.tiers).items() if n != NO_THINKING or NO_THINKING in used}
     return {
         "experiment": _group(run),
         "recipe": str(run.recipe.relative_to(REPO_ROOT)) if run.recipe.is_relative_to(REPO_ROOT) else str(run.recipe),

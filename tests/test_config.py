@@ -30,11 +30,12 @@ def test_every_stage_reads_its_default_recipe(stage, types):
 
 def test_command_line_overrides_the_recipe(types):
     run = parse_args(["--stage", "grpo", "--budget", "short", "--learning_rate", "1e-5", "--max_steps", "3"], types)
-    grpo_args, model_args, refresh, dynamic = run.stage_args
+    grpo_args, model_args, refresh, dynamic, budget_rollouts = run.stage_args
     assert run.lcrl.budget == "short" and grpo_args.learning_rate == 1e-5 and grpo_args.max_steps == 3
     assert model_args.model_name_or_path == "outputs/tiny/sft"  # from the recipe
     assert run.lcrl.rewards[0]["name"] == "tldr"
     assert refresh.refresh_every == 0  # on-policy refresh is off unless the recipe turns it on
+    assert not budget_rollouts.budget_rollouts  # so are budget-constrained rollouts
     run = parse_args(["--stage", "grpo", "--tiers", "{short: {budget: 10}}", "--grading", "{timeout: 2}"], types)
     assert run.lcrl.tiers == {"short": {"budget": 10}}
     assert run.lcrl.grading_config().timeout == 2.0

@@ -13,7 +13,7 @@ from rewards import REGISTRY, GradingConfig, RewardContext, build_rewards, regis
 from rewards.metrics import TierMetrics
 
 CTX = RewardContext(grading=GradingConfig(workers=0))
-ALL = ["alp", "correctness", "cosine", "efficiency", "format", "kimi", "l1_exact", "l1_max", "laser", "overlong",
+ALL = ["adaptthink", "alp", "correctness", "cosine", "efficiency", "format", "kimi", "l1_exact", "l1_max", "laser", "overlong",
        "shorter_better", "smartthinker", "thinkprune", "tldr"]
 
 
@@ -53,8 +53,8 @@ def test_every_reward_builds_with_defaults_and_pickles():
 @pytest.mark.parametrize(
     "specs, message",
     [
-        ([], "empty; pick from: alp, correctness, cosine"),
-        ([{"name": "brevity"}], "unknown reward 'brevity'; known rewards: alp, correctness, cosine, efficiency"),
+        ([], "empty; pick from: adaptthink, alp, correctness, cosine"),
+        ([{"name": "brevity"}], "unknown reward 'brevity'; known rewards: adaptthink, alp, correctness, cosine"),
         ([{"weight": 1.0}], "must be a mapping with a 'name'"),
         (["tldr"], "must be a mapping with a 'name'"),
         ([{"name": "tldr", "budget": 5}], r"unknown parameter\(s\) \['budget'\] for reward 'tldr'; allowed: weight"),

@@ -21,12 +21,14 @@ def stage_types() -> dict[str, tuple[type, ...]]:
     """The dataclasses each stage's recipe fills, ``LcrlArguments`` first."""
     from trl import GRPOConfig, ModelConfig, SFTConfig
 
+    from rl.budget_rollout import BudgetRolloutArguments
     from rl.dynamic_sampling import DynamicSamplingArguments
 
     return {
         "init": (LcrlArguments, InitArguments),
         "sft": (LcrlArguments, SFTConfig, ModelConfig),
-        "grpo": (LcrlArguments, GRPOConfig, ModelConfig, RefreshArguments, DynamicSamplingArguments),
+        "grpo": (LcrlArguments, GRPOConfig, ModelConfig, RefreshArguments, DynamicSamplingArguments,
+                 BudgetRolloutArguments),
         "eval": (LcrlArguments, EvalArguments),
         "prune": (LcrlArguments, PruneArguments),
     }

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.benchmarks import SYNTHETIC, Problem, benchmark_question, load_benchmark
-from data.budgets import resolve_tiers
+from data.budgets import MIXES, resolve_tiers
 from data.completion_format import CompletionFormat
 from data.format import THINK_CLOSE, THINK_OPEN
 from data.tasks import make_prompt
@@ -68,7 +68,8 @@ class Control:
     sweep: str = "base"  # base | tau | cap | tier-cap: which sweep the run belongs to (for the plot)
 
     def cap(self, tier_budget: int) -> int | None:
-        return tier_budget if self.think_cap == "tier" else self.think_cap  # type: ignore[return-value]
+        """The thinking cap of this run; the tier cap of the no-thinking tier (budget 0) is none."""
+        return (tier_budget or None) if self.think_cap == "tier" else self.think_cap  # type: ignore[return-value]
 
 
 def control_settings(args: EvalArguments) -> list[Control]:
@@ -195,7 +196,7 @@ def evaluate_model(run: ParsedRun, label: str, path: str) -> tuple[list[dict], l
     rows, samples = [], []
     for bench in args.benchmarks:
         problems = load_problems(run, bench)
-        for tier in args.eval_tiers or [lcrl.budget if lcrl.budget != "mixed" else "medium"]:
+        for tier in args.eval_tiers or [lcrl.budget if lcrl.budget not in MIXES else "medium"]:
             conversations = [make_prompt(benchmark_question(p, bench, args.question_suffix), tier, tiers)
                              for p in problems]
             budget = tiers[tier].budget

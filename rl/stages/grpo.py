@@ -9,6 +9,10 @@ in ``rl.refresh_trainer``): prompts the policy always or never solves make way f
 With ``dynamic_sampling: true`` (``rl.dynamic_sampling``, DAPO's filter_groups) groups whose rewards have no
 variance are dropped before the loss and replaced by fresh prompts' groups, at most ``max_gen_rounds`` rounds.
 The two are alternatives: one changes which prompts are drawn, the other what reaches the loss.
+With ``budget_rollouts: true`` (``rl.budget_rollout``, Elastic Reasoning and AdaptThink) TRL's ``rollout_func``
+generates instead: the thinking is cut at each prompt's tier budget, the close marker forced and masked out of the
+loss (``env_mask``), the answer generated; ``none``-tier groups sample half their completions without thinking.
+It combines with either of the two above (both call TRL's generation, which calls the rollout function).
 
 Several processes: group rewards (``kimi``, ``efficiency``) are computed on each process's own completions, so a
 layout that would split a prompt's group across processes is refused at start-up (``rl.distributed``).
@@ -39,7 +43,7 @@ DEFAULT_REWARDS = [{"name": "tldr", "weight": 1.0}]
 
 def run(run: ParsedRun) -> None:
     lcrl = run.lcrl
-    grpo_args, model_args, refresh, dynamic = run.stage_args
+    grpo_args, model_args, refresh, dynamic, budget_rollouts = run.stage_args
     log_world("grpo")
     tiers = resolve_tiers(lcrl.tiers)
     specs = lcrl.rewards or DEFAULT_REWARDS
@@ -59,6 +63,9 @@ def run(run: ParsedRun) -> None:
     if refresh.enabled:
         logger.info("on-policy refresh every %d steps: a pool of %d prompts, a reserve of %d",
                     refresh.refresh_every, refresh.refresh_pool, len(train) - refresh.refresh_pool)
+    if budget_rollouts.budget_rollouts:
+        logger.info("budget rollouts: thinking cut at each tier's budget, answers in %d tokens, %.0f%% of none-tier "
+                    "groups without thinking", budget_rollouts.rollout_answer_tokens, 100 * budget_rollouts.skip_share)
     checks = startup_checks(run)
     if lcrl.dry_run:
         logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
@@ -74,6 +81,10 @@ def run(run: ParsedRun) -> None:
     grpo_args.reward_weights = weights
     common = dict(model=model, reward_funcs=funcs, args=grpo_args, processing_class=tokenizer,
                   peft_config=get_peft_config(model_args), callbacks=[lcrl_config_callback(run)])
+    if budget_rollouts.budget_rollouts:
+        from rl.budget_rollout import BudgetRollout
+
+        common["rollout_func"] = BudgetRollout(budget_rollouts, tiers, fmt)
     if refresh.enabled:
         from rl.refresh_trainer import RefreshGRPOTrainer
 
