@@ -10,7 +10,7 @@ export WANDB_SILENT := true
 # OMP_WAIT_POLICY=PASSIVE: 25% slower alone, but no spin-wait collapse when the cores are busy.)
 export OMP_NUM_THREADS ?= $(shell nproc)
 
-.PHONY: install demo demo-seeds demo-check test test-fast bench compare tiers budget-rollouts prune clean
+.PHONY: install demo demo-seeds demo-check test test-fast bench compare sampling tiers budget-rollouts prune clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -59,6 +59,13 @@ BUDGET      ?= medium
 RECIPES     ?= tldr kimi l1_max shorter_better smartthinker alp laser dler
 compare: install
 	$(BIN)/python bench/compare.py --steps $(STEPS) --budget $(BUDGET) --recipes $(RECIPES)
+
+# Dynamic sampling against the pool refresh and against neither (after make demo): three GRPO runs per seed from
+# the SFT model on the 2-6 operation task, same seeds and steps, then one evaluation of the trained models. Zero-
+# variance share of the groups in the loss, generation per step, held-out accuracy and thinking tokens, wall time
+# (bench/results/sampling.json and .md). Finished runs in outputs/bench_sampling are reused.
+sampling: install
+	$(BIN)/python bench/bench_sampling.py --seeds $(SEEDS) --work_dir outputs/bench_sampling --reuse
 
 # One model, every tier (after make demo): teach the tier instructions, GRPO with all tiers mixed (TLDR), then
 # evaluate the full-trace SFT model and the mixed model per tier, greedy (outputs/tiny/eval_mixed/results.md) and

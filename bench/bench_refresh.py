@@ -43,10 +43,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "refresh.json"
 ZERO = "frac_reward_zero_std"
+WALL = "bench_seconds.json"  # beside a finished run: its wall seconds, read back with --reuse
 
 
 def run_grpo(label: str, model: str, out: Path, args: argparse.Namespace, seed: int, extra: list[str]) -> dict:
-    """One GRPO run in a fresh process (or, with ``--reuse``, a finished one in ``out``): its per-step log."""
+    """One GRPO run in a fresh process (or, with ``--reuse``, a finished one in ``out``): its per-step log and wall
+    seconds (``None`` for a reused run that predates the ``bench_seconds.json`` beside it)."""
     cmd = [sys.executable, "train.py", "--stage", "grpo", "--model_name_or_path", model, "--output_dir", str(out),
            "--max_steps", str(args.steps), "--save_steps", str(args.steps), "--logging_steps", "1",
            "--seed", str(seed), "--report_to", "none", "--rewards", args.rewards,
@@ -61,13 +63,17 @@ def run_grpo(label: str, model: str, out: Path, args: argparse.Namespace, seed: 
         seconds = round(time.perf_counter() - start, 1)
         if proc.returncode != 0:
             raise SystemExit(f"[{label}] failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        (out / WALL).write_text(json.dumps({"seconds": seconds}) + "\n")
     else:
         print(f"[{label}] reusing {out}", flush=True)
+        if (out / WALL).is_file():  # the wall time of the run that wrote it
+            seconds = json.loads((out / WALL).read_text())["seconds"]
     state = json.loads(state_file.read_text())
     steps = [h for h in state["log_history"] if ZERO in h]
     if [h["step"] for h in steps] != list(range(1, args.steps + 1)):
         raise SystemExit(f"[{label}] expected a log entry per step, got steps {[h['step'] for h in steps]}")
-    return {"seconds": seconds, "steps": steps, "pool": [h for h in state["log_history"] if "pool/size" in h]}
+    return {"seconds": seconds, "steps": steps, "pool": [h for h in state["log_history"] if "pool/size" in h],
+            "batch": state.get("train_batch_size")}
 
 
 def _mean(values: list[float]) -> float | None:
