@@ -202,9 +202,12 @@ def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) ->
     if draw("verify"):
         # Each re-run step names its operation ("Op 2: * 3, so ..."), as the essential steps do: an unnumbered
         # chain ("0 * 2 = 0, 0 * 2 = 0") leaves the model to count its place in it, and one seed learned to
-        # re-run the wrong operation whenever a value repeated.
+        # re-run the wrong operation whenever a value repeated. The start value is restated first, so every
+        # step, the first included, carries the value just written forward (without it, one seed began the
+        # chain from the last result instead of the start).
         chain = " ".join(_step(i, values[i - 1], op, arg, values[i]) for i, (op, arg) in enumerate(problem.ops, 1))
-        paras.append(Paragraph(f"Let me verify the whole chain once more. {chain} Good, the result is {values[-1]}.", "verify"))
+        paras.append(Paragraph(f"Let me verify the whole chain once more, starting with {problem.start}. {chain} "
+                               f"Good, the result is {values[-1]}.", "verify"))
     conclusion = f"The final value is \\boxed{{{problem.answer}}}."
     return Trace(problem=problem, paragraphs=paras, conclusion=conclusion)
 
