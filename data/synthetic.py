@@ -17,7 +17,7 @@ the redundancy real traces carry, each kind with its own probability scaled by `
 - ``recheck``: "Wait, let me double-check Op 2. ..." repeating a step;
 - ``summary``: "After Op 2 the values are ...";
 - ``mistake``: a wrong step followed by "Hmm, wait, that is not right." (the correct step then follows);
-- ``verify``: re-deriving the result (the last step) before closing the thinking.
+- ``verify``: restating where the chain ended before closing the thinking.
 
 The generator knows which paragraphs are essential, so it also gives the *oracle* trace (essential steps only)
 and its length. With the default knobs the essential steps are 35-50% of the thinking tokens, the share
@@ -200,14 +200,12 @@ def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) ->
         if i > 1 and draw("summary"):
             paras.append(Paragraph(f"After Op {i} the values are {', '.join(map(str, values[: i + 1]))}.", "summary"))
     if draw("verify"):
-        # R1's closing check re-derives the result: here the last step again, with its operation named. (A re-run
-        # of the whole chain asks the model to walk the chain a second time, and seeds failed at it: one began it
-        # from the last result, one went on past the last operation, one re-ran the wrong operation whenever a
-        # value repeated.)
-        last = len(problem.ops)
-        op, arg = problem.ops[-1]
-        paras.append(Paragraph(f"Let me verify the result once more. {_step(last, values[-2], op, arg, values[-1])} "
-                               f"Good, the result is {values[-1]}.", "verify"))
+        # R1's closing check restates where the chain ended. Re-running steps here asks for values other than the
+        # one just written, against the carry-forward rule of every other paragraph, and each seed failed at a
+        # different re-run: the whole chain (begun from the last result, continued past the last operation, the
+        # wrong operation where a value repeated) or the last step (its result taken as its input).
+        paras.append(Paragraph(f"Let me verify the result once more. Op {len(problem.ops)} gave {values[-1]}, and "
+                               f"that was the last operation. Good, the result is {values[-1]}.", "verify"))
     conclusion = f"The final value is \\boxed{{{problem.answer}}}."
     return Trace(problem=problem, paragraphs=paras, conclusion=conclusion)
 
