@@ -234,6 +234,7 @@ class EvalArguments:
     batch_size: int = field(default=64, metadata={"help": "Prompts per generation batch."})
     max_new_tokens: int = field(default=512, metadata={"help": "Generation cap per completion."})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy (pass@1)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling (temperature > 0); DeepSeek-R1: 0.95."})
     no_thinking: bool = field(default=True, metadata={"help": "Also evaluate with the thinking skipped."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
     # benchmarks
@@ -325,6 +326,8 @@ class EvalArguments:
                               f"{', '.join(label for label, _ in self.labelled_models())}")
         if self.max_examples is not None and self.max_examples <= 0:
             raise ConfigError(f"max_examples must be positive, got {self.max_examples}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
         if self.num_samples < 1 or (self.num_samples > 1 and self.temperature <= 0):
             raise ConfigError(f"num_samples must be 1, or > 1 with temperature > 0; got {self.num_samples}, "
                               f"temperature {self.temperature}")

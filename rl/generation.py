@@ -5,9 +5,9 @@ the completion text, its token ids, their count, and how it ended (``eos``, an e
 ``length`` = truncated at the token limit). Two backends share the interface:
 
 - ``TransformersEngine``: batches prompts (sorted by length, left-padded, KV cache) through ``model.generate``
-  on CPU or GPU;
+  on CPU or GPU, on a GPU no more rows at a time than their KV cache allows (``rl.device_memory``);
 - ``VLLMEngine`` (``rl/vllm_engine.py``, imported lazily): vLLM's offline ``LLM``, chosen by ``make_engine`` when
-  vllm is installed and a GPU is present.
+  vllm is installed and a GPU is present (``auto`` without them warns why and takes transformers).
 
 The inference-time length controls (``rl/controls.py``) sit on top of the common low-level call
 ``generate_ids(prompt_ids, params, stop_ids, limits)``: stop-token temperature scaling (``params.stop_tau``) is a
@@ -27,6 +27,9 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.completion_format import CompletionFormat
+from rl.device_memory import (
+    KV_CACHE_SHARE, batch_rows, free_accelerator_memory, kv_cache_budget, kv_cache_bytes_per_token,
+)
 from rl.model_files import load_pretrained, resolve_model
 
 if TYPE_CHECKING:
@@ -80,6 +83,8 @@ class SamplingParams:
             raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
         if self.stop_tau <= 0:
             raise ValueError(f"stop_tau must be > 0 (1 = off, < 1 stops earlier), got {self.stop_tau}")
         if self.stop_top_k < 0:
@@ -158,6 +163,9 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)
 
+    def close(self) -> None:
+        """Free the model and its device memory (the eval stage closes each model's engine before the next)."""
+
     def to_generation(
         self, new_ids: Sequence[int], stop_ids: Sequence[int] = (), limit: int | None = None
     ) -> Generation:
@@ -179,10 +187,14 @@ class Engine:
 class TransformersEngine(Engine):
     """Batched generation with a transformers model (KV cache, left padding, length-sorted batches)."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64):
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64,
+        kv_cache_bytes: int | None = None,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.kv_cache_bytes = kv_cache_bytes  # a batch's KV cache stays under this (None: no bound)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_ids = set(_as_list(model.generation_config.eos_token_id) or [tokenizer.eos_token_id])
@@ -195,7 +207,12 @@ class TransformersEngine(Engine):
         from rl.distributed import local_device
 
         model, tokenizer = load_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype)
-        return cls(model.to(local_device()), tokenizer, batch_size=batch_size)  # cuda:LOCAL_RANK, or the CPU
+        model = model.to(local_device())  # cuda:LOCAL_RANK, or the CPU
+        return cls(model, tokenizer, batch_size=batch_size, kv_cache_bytes=kv_cache_budget(model.device))
+
+    def close(self) -> None:
+        self.__dict__.pop("model", None)
+        free_accelerator_memory()
 
     def _processors(self, params: SamplingParams) -> list:
         processors = list(params.logits_processors)
@@ -224,7 +241,10 @@ class TransformersEngine(Engine):
         processors = self._processors(params)
         eos = sorted(self.eos_ids | set(stop_ids))
         sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        tokens = max(map(len, prompt_ids), default=0) + max(limits, default=0)
+        size = batch_rows(self.batch_size, kv_cache_bytes_per_token(self.model.config, self.model.dtype), tokens,
+                          self.kv_cache_bytes)
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
         for batch in tqdm(batches, desc=desc, leave=False, disable=len(batches) < 2):
             width = max(len(prompt_ids[i]) for i in batch)
             ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
@@ -246,11 +266,18 @@ class TransformersEngine(Engine):
         return out  # type: ignore[return-value]
 
 
-def vllm_available() -> bool:
-    """True when vllm is importable and a CUDA GPU is present."""
+def vllm_unavailable_reason() -> str | None:
+    """Why the vLLM backend cannot run here, or ``None`` when vllm is importable and a CUDA GPU is present."""
     import importlib.util
 
-    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    if importlib.util.find_spec("vllm") is None:
+        return "the vllm package is not installed (pip install 'lcrl[vllm]')"
+    return None if torch.cuda.is_available() else "no CUDA GPU is visible"
+
+
+def vllm_available() -> bool:
+    """True when vllm is importable and a CUDA GPU is present."""
+    return vllm_unavailable_reason() is None
 
 
 def make_engine(
@@ -276,7 +303,13 @@ def make_engine(
 
         logger.info("generation backend: vLLM")
         return VLLMEngine(path, trust_remote_code=trust_remote_code, dtype=dtype or "auto", **vllm_kwargs)
-    logger.info("generation backend: transformers")
+    if backend == "auto":  # not silent: say why, and that the batch is bounded by the KV cache it needs
+        why = f"the model {path!r} is a GGUF file" if gguf else vllm_unavailable_reason() or "vLLM is unavailable"
+        logger.warning("generation backend auto: transformers, not vLLM (%s); batch_size %d (on a GPU fewer prompts "
+                       "at a time when their KV cache would pass %d%% of the free memory)", why, batch_size,
+                       round(KV_CACHE_SHARE * 100))
+    else:
+        logger.info("generation backend: transformers")
     return TransformersEngine.from_pretrained(path, batch_size, trust_remote_code=trust_remote_code, dtype=dtype)
 
 

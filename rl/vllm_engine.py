@@ -1,16 +1,18 @@
 """vLLM backend of the generation engine (``rl.generation.Engine``), for GPU machines with vllm installed.
 
 Imported lazily by ``rl.generation.make_engine`` (``backend: vllm``, or ``auto`` when vllm is importable and a
-CUDA GPU is present), so nothing else in lcrl needs vllm. Written against vLLM's offline API as documented for the
-versions TRL 1.16 supports (``vllm>=0.22``): ``LLM(model, logits_processors=[...])``, ``LLM.generate`` with
-``{"prompt_token_ids": ...}`` prompts and one ``SamplingParams`` per prompt (``max_tokens``, ``stop_token_ids``,
-``seed``, ``extra_args``), and the V1 custom logits processor interface
-(``vllm.v1.sample.logits_processor.AdapterLogitsProcessor``, docs: "Custom Logits Processors").
+CUDA GPU is present), so nothing else in lcrl needs vllm; this module imports vllm itself. Written against vLLM's
+offline API as documented for the versions TRL 1.16 supports (``vllm>=0.22,<=0.31``, all V1):
+``LLM(model, logits_processors=[cls])``, ``LLM.generate`` with ``{"prompt_token_ids": ...}`` prompts and one
+``SamplingParams`` per prompt (``max_tokens``, ``top_p``, ``stop_token_ids``, ``seed``, ``extra_args``), the V1
+batch-level logits processor interface (``vllm.v1.sample.logits_processor.LogitsProcessor``, docs: "Custom Logits
+Processors"; V1 has no per-request processors) and ``llm.llm_engine.engine_core.shutdown()`` to free the GPU.
 
-Stop-token temperature scaling is the same formula as on the transformers backend (``rl.controls``): a
-per-request processor, enabled through ``SamplingParams.extra_args["lcrl_stop_scaling"]``, applies
-``z_e' = z_e + ln(1/tau)`` to ``</think>`` while neither the prompt nor the output so far contains it. Budget
-forcing needs nothing backend-specific: it runs as rounds of ``generate_ids`` (``rl.controls``).
+Stop-token temperature scaling is the same formula as on the transformers backend (``rl.controls``): one
+batch-level processor (``rl.vllm_logits.StopScalingBatch``), enabled per request through
+``SamplingParams.extra_args["lcrl_stop_scaling"]``, applies ``z_e' = z_e + ln(1/tau)`` to ``</think>`` on the rows
+whose prompt and output so far do not contain it. Budget forcing needs nothing backend-specific: it runs as rounds
+of ``generate_ids`` (``rl.controls``).
 """
 
 from __future__ import annotations
@@ -19,48 +21,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rl.controls import scale_stop_logits
+from vllm.v1.sample.logits_processor import LogitsProcessor
+
+from rl.device_memory import free_accelerator_memory
 from rl.generation import Engine, Generation, SamplingParams, stop_token_of
+from rl.vllm_logits import EXTRA_ARG, StopScalingBatch
 
 logger = logging.getLogger(__name__)
 
-EXTRA_ARG = "lcrl_stop_scaling"
 
-
-class _StopScalingRequest:
-    """Per-request processor ``(prompt_ids, output_ids, logits) -> logits`` (vLLM's 3-argument form)."""
-
-    def __init__(self, token_id: int, tau: float, top_k: int) -> None:
-        self.token_id, self.tau, self.top_k = token_id, tau, top_k
-        self._closed, self._prompt_checked, self._seen = False, False, 0
-
-    def __call__(self, prompt_ids: list[int], output_ids: list[int], logits):
-        if not self._closed:
-            if not self._prompt_checked:
-                self._closed, self._prompt_checked = self.token_id in prompt_ids, True
-            if not self._closed and self.token_id in output_ids[self._seen :]:
-                self._closed = True
-            self._seen = len(output_ids)
-        if self._closed:
-            return logits
-        return scale_stop_logits(logits, self.token_id, self.tau, self.top_k)
-
-
-def _adapter_class() -> type:
-    """The vLLM batch-level processor wrapping ``_StopScalingRequest`` (defined on first use: imports vllm)."""
-    from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
-
-    class StopTokenScalingLogitsProcessor(AdapterLogitsProcessor):
-        def is_argmax_invariant(self) -> bool:
-            return False  # the boost can change the greedy choice
-
-        def new_req_logits_processor(self, params):
-            spec = (params.extra_args or {}).get(EXTRA_ARG)
-            if not spec or float(spec["tau"]) == 1.0:
-                return None
-            return _StopScalingRequest(int(spec["token_id"]), float(spec["tau"]), int(spec.get("top_k", 0)))
-
-    return StopTokenScalingLogitsProcessor
+class StopTokenScalingLogitsProcessor(StopScalingBatch, LogitsProcessor):
+    """``StopScalingBatch`` as a vLLM V1 logits processor (module level: the engine process imports it by name)."""
 
 
 class VLLMEngine(Engine):
@@ -87,7 +58,7 @@ class VLLMEngine(Engine):
             **vllm_placement(gpu_memory_utilization),  # one GPU per process (LOCAL_RANK), not all on GPU 0
             max_model_len=max_model_len,
             seed=seed,
-            logits_processors=[_adapter_class()],
+            logits_processors=[StopTokenScalingLogitsProcessor],
             **llm_kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
@@ -136,6 +107,22 @@ class VLLMEngine(Engine):
                 ids.append(next(iter(self.eos_ids)))  # ended on end-of-sequence: mark it so it is cut as eos
             gens.append(self.to_generation(ids, stop_ids, limit))
         return gens
+
+    def close(self) -> None:
+        """Free the GPU before the next engine: shut vLLM's engine core down (its process holds the weights and the
+        KV cache; guarded, for a version without it), drop the ``LLM``, collect, empty the CUDA cache."""
+        llm = self.__dict__.pop("llm", None)
+        if llm is None:
+            return
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and callable(getattr(core, "shutdown", None)):
+            try:
+                core.shutdown()
+            except Exception as exc:  # noqa: BLE001 - freeing memory goes on whatever the engine core says
+                logger.warning("vLLM engine core shutdown failed (%s: %s); freeing what Python holds",
+                               type(exc).__name__, exc)
+        del llm, core
+        free_accelerator_memory()
 
 
 def _generation_eos(path: str, trust_remote_code: bool) -> list[int]:

@@ -14,7 +14,6 @@ from rl.config import InitArguments
 from rl.controls import BudgetForcing, StopTokenScaling, scale_stop_logits
 from rl.generation import SamplingParams, TransformersEngine, chat_prompts
 from rl.tiny_model import build_model
-from rl.vllm_engine import _StopScalingRequest
 
 E = 3  # the stop token in the formula tests
 
@@ -84,15 +83,6 @@ def test_processor_leaves_rows_whose_thinking_is_closed():
     assert out[0, E].item() == pytest.approx(math.log(2)) and out[1, E] == 0.0
     with pytest.raises(ValueError, match="tau must be > 0"):
         StopTokenScaling(E, 0.0)
-
-
-def test_vllm_request_processor_same_formula():
-    proc = _StopScalingRequest(E, 0.5, 0)
-    z = torch.zeros(8)
-    assert proc([1, 2], [], z.clone())[E].item() == pytest.approx(math.log(2))
-    assert proc([1, 2], [4, E], z.clone())[E] == 0.0  # closed in the output
-    assert proc([1, 2], [4, E, 5], z.clone())[E] == 0.0  # stays closed
-    assert _StopScalingRequest(E, 0.5, 0)([1, E], [], z.clone())[E] == 0.0  # closed in the prompt
 
 
 # ---------------------------------------------------------------------------------- through the engine

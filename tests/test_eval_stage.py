@@ -14,6 +14,7 @@ from rl.config import InitArguments
 from rl.plots import pareto_front
 from rl.report import markdown_table
 from rl.tiny_model import build_model
+from tests.vllm_fakes import stub_vllm
 
 TIERS = "{short: {budget: 8}, medium: {budget: 12}, long: {budget: 24}}"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
@@ -94,6 +95,7 @@ def test_real_benchmarks_from_local_files_with_sampling(model_dir, tmp_path):
         (["--benchmark_files", "{mmlu: x.jsonl}"], "unknown benchmark 'mmlu' in benchmark_files"),
         (["--stop_tau", "0"], "stop_tau must be a list of values > 0"),
         (["--num_samples", "4"], "num_samples must be 1, or > 1 with temperature > 0"),
+        (["--top_p", "0"], "top_p must be in (0, 1] (1 = off), got 0.0"),
         (["--think_caps", "16", "--min_think", "32"], "min_think (32) must not exceed any thinking cap"),
     ],
 )
@@ -102,6 +104,43 @@ def test_bad_options_fail_naming_the_allowed_values(model_dir, tmp_path, capsys,
     assert train.main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_each_models_vllm_engine_is_shut_down_before_the_next_and_top_p_reaches_it(
+    model_dir, tmp_path, monkeypatch, tiny_tokenizer
+):
+    """Two models on the vLLM backend (a stand-in ``LLM``): the first engine's core is shut down before the second
+    is created (one model's weights and KV cache on the GPU at a time), and ``--top_p`` reaches every request."""
+    import shutil
+
+    import rl.generation as generation
+    from rl.stages import stage_types
+
+    stage_types()  # TRL's trainers look vllm up with find_spec, which the stand-in (no spec) breaks: import them first
+    events: list = []
+    calls = stub_vllm(monkeypatch, tiny_tokenizer, events)
+    monkeypatch.setattr(generation, "vllm_available", lambda: True)  # as on a GPU machine with vllm installed
+    second = tmp_path / "second"
+    shutil.copytree(model_dir, second)
+    rows = run_eval(model_dir, tmp_path / "out", "--models", f"a={model_dir}", f"b={second}", "--backend", "vllm",
+                    "--temperature", "0.6", "--top_p", "0.95", "--no_thinking", "false")
+    assert [r["model"] for r in rows if r["mode"] == "think"] == ["a", "b"]
+    assert events == [("create", str(model_dir)), ("shutdown", str(model_dir)), ("create", str(second)),
+                      ("shutdown", str(second))]
+    assert {(s.temperature, s.top_p) for s in calls["all_sampling"]} == {(0.6, 0.95)}
+
+
+def test_top_p_in_both_modes_and_in_the_r1_recipe():
+    import yaml
+
+    from rl.config import EvalArguments
+    from rl.stages.evaluation import sampling_params
+
+    args = EvalArguments(models=["m"], temperature=0.6, top_p=0.95)
+    assert sampling_params(args, 0.5, 8).top_p == sampling_params(args, controls=False).top_p == 0.95
+    assert EvalArguments(models=["m"]).top_p == 1.0
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/r1_distill_1p5b/eval.yaml").read_text())
+    assert (recipe["temperature"], recipe["top_p"]) == (0.6, 0.95)  # DeepSeek-R1's recommended sampling
 
 
 def test_pareto_front():

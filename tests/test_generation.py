@@ -8,6 +8,7 @@ import torch
 from rl.config import InitArguments
 from rl.generation import SamplingParams, TransformersEngine, chat_prompts
 from rl.tiny_model import build_model
+from tests.vllm_fakes import stub_vllm
 
 
 @pytest.fixture(scope="module")
@@ -107,56 +108,46 @@ def test_bad_sampling_params():
 
 
 def test_vllm_engine_against_a_stub_llm(monkeypatch, engine, tmp_path):
-    """The vLLM backend's request building and result mapping, with a stand-in for ``vllm`` (no GPU here)."""
-    import sys
-    import types
+    """The vLLM backend's request building and result mapping, and its one batch-level stop-scaling processor."""
+    import torch as _torch
 
-    calls = {}
-
-    class StubSamplingParams:
-        def __init__(self, **kw):
-            self.__dict__.update(kw)
-
-    class StubLLM:
-        def __init__(self, **kw):
-            calls["llm"] = kw
-
-        def get_tokenizer(self):
-            return engine.tokenizer
-
-        def generate(self, requests, sampling, use_tqdm=False):
-            calls["requests"], calls["sampling"] = requests, sampling
-            eos, end = engine.tokenizer.eos_token_id, 4
-            scripted = [([7, 8, eos], "stop", None), ([7, 8], "stop", end), ([7, 8, 9], "length", None)]
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=ids, finish_reason=f,
-                                                                          stop_reason=r)])
-                    for ids, f, r in scripted]
-
-    class StubAdapter:
-        def __init__(self, *a):
-            pass
-
-    vllm = types.ModuleType("vllm")
-    vllm.LLM, vllm.SamplingParams = StubLLM, StubSamplingParams
-    lp = types.ModuleType("vllm.v1.sample.logits_processor")
-    lp.AdapterLogitsProcessor = StubAdapter
-    for name, mod in {"vllm": vllm, "vllm.v1": types.ModuleType("vllm.v1"),
-                      "vllm.v1.sample": types.ModuleType("vllm.v1.sample"),
-                      "vllm.v1.sample.logits_processor": lp}.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    from rl.vllm_engine import EXTRA_ARG, VLLMEngine
+    calls = stub_vllm(monkeypatch, engine.tokenizer, [])
+    from rl.vllm_engine import StopTokenScalingLogitsProcessor, VLLMEngine
+    from rl.vllm_logits import EXTRA_ARG, StopScalingBatch
 
     engine.model.generation_config.save_pretrained(tmp_path)
     v = VLLMEngine(str(tmp_path))
     assert v.eos_ids == {engine.tokenizer.eos_token_id}
-    assert calls["llm"]["logits_processors"][0].__name__ == "StopTokenScalingLogitsProcessor"
+    (proc,) = calls["llm"]["logits_processors"]
+    assert proc is StopTokenScalingLogitsProcessor and issubclass(proc, calls["base"])
+    assert issubclass(proc, StopScalingBatch) and not proc(None, _torch.device("cpu"), False).is_argmax_invariant()
     gens = v.generate_ids([[1, 2], [3], [4, 5]], SamplingParams(max_new_tokens=3, stop_tau=0.5), stop_ids=[4],
                           limits=[3, 3, 3])
     assert [(g.token_ids, g.stop_reason) for g in gens] == [([7, 8], "eos"), ([7, 8, 4], "stop"), ([7, 8, 9], "length")]
     assert calls["requests"][0] == {"prompt_token_ids": [1, 2]}
     s = calls["sampling"][0]
-    assert s.max_tokens == 3 and s.stop_token_ids == [4] and s.temperature == 0.0
+    assert s.max_tokens == 3 and s.stop_token_ids == [4] and s.temperature == 0.0 and s.top_p == 1.0
     assert s.extra_args[EXTRA_ARG] == {"token_id": engine.think_end_id, "tau": 0.5, "top_k": 0}
-    adapter = sys.modules["rl.vllm_engine"]._adapter_class()
-    req = adapter.new_req_logits_processor(adapter, s)
-    assert req.tau == 0.5 and adapter.new_req_logits_processor(adapter, StubSamplingParams(extra_args=None)) is None
+    v.generate_ids([[1]], SamplingParams(max_new_tokens=3, temperature=0.6, top_p=0.95))
+    assert calls["sampling"][0].top_p == 0.95 and calls["sampling"][0].extra_args is None
+
+
+def test_vllm_engine_close_shuts_the_engine_core_down(monkeypatch, engine, tmp_path):
+    events: list = []
+    stub_vllm(monkeypatch, engine.tokenizer, events)
+    from rl.vllm_engine import VLLMEngine
+
+    v = VLLMEngine(str(tmp_path))
+    v.close()
+    v.close()  # a second close does nothing
+    assert events == [("create", str(tmp_path)), ("shutdown", str(tmp_path))] and not hasattr(v, "llm")
+
+
+def test_transformers_top_p_reaches_generate(engine, monkeypatch):
+    seen = []
+    real = engine.model.generate
+    monkeypatch.setattr(engine.model, "generate", lambda **kw: seen.append(kw) or real(**kw))
+    engine.generate_ids([[1, 2]], SamplingParams(max_new_tokens=2, temperature=0.6, top_p=0.95))
+    assert seen[0]["top_p"] == 0.95 and seen[0]["temperature"] == 0.6 and seen[0]["do_sample"]
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
+        SamplingParams(top_p=0.0)

@@ -17,6 +17,10 @@ same with the thinking skipped (prefilled ``<think></think>``, without ``<think>
 which shows how much the model needs its reasoning, and on the synthetic task the oracle rows: the essential-steps-only
 traces and the full traces the SFT data came from.
 
+Decoding: greedy, or ``temperature`` with nucleus ``top_p`` on either backend (the R1 recipe: DeepSeek-R1's 0.6 and
+0.95). One model at a time: each model's engine is closed (vLLM's engine core shut down, the CUDA cache emptied)
+before the next one is built.
+
 Several processes (``torchrun``, ``accelerate launch``) split the problems of every run (``rl.distributed``: process
 ``r`` of ``N`` takes problems ``r, r + N, ...`` on its own device) and gather the completions, so the rows are those
 of a one-process run; the main process alone writes the outputs and logs the one W&B run.
@@ -99,13 +103,13 @@ def sampling_params(
 ) -> SamplingParams:
     """Decoding options of one run; ``controls=False`` (no-thinking mode) drops every length control."""
     if not controls:
-        return SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+        return SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     budget = BudgetForcing(
         think_cap=cap, min_think=args.min_think, max_waits=args.max_waits, answer_cue=args.answer_cue,
         wait_text=args.wait_text, answer_tokens=args.answer_tokens,
     )
     return SamplingParams(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, stop_tau=tau,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, stop_tau=tau,
         stop_top_k=args.stop_top_k, budget=budget if budget.active else None,
     )
 
@@ -182,12 +186,21 @@ def run_once(
 
 def evaluate_model(run: ParsedRun, label: str, path: str) -> tuple[list[dict], list[dict]]:
     """All rows (and samples) of one model: benchmarks x tiers x control settings (+ no-thinking)."""
-    lcrl, (args,) = run.lcrl, run.stage_args
-    tiers = resolve_tiers(lcrl.tiers)
+    (args,) = run.stage_args
     try:
         engine = make_engine(path, args.backend, args.batch_size, trust_remote_code=args.trust_remote_code)
     except ValueError as exc:
         raise ConfigError(f"{label}: {exc}") from exc
+    try:
+        return evaluate_with(run, label, path, engine)
+    finally:
+        engine.close()  # one model's weights (and vLLM's KV cache) on the GPU at a time
+
+
+def evaluate_with(run: ParsedRun, label: str, path: str, engine: Engine) -> tuple[list[dict], list[dict]]:
+    """``evaluate_model`` on an open engine."""
+    lcrl, (args,) = run.lcrl, run.stage_args
+    tiers = resolve_tiers(lcrl.tiers)
     controls = control_settings(args)
     fmt = engine.completion_format
     if fmt.close_id is None and any(c.stop_tau != 1.0 for c in controls):
