@@ -75,10 +75,10 @@ DEFAULT_TIERS: dict[str, Tier] = {
     NO_THINKING: Tier(NO_THINKING, "Reasoning length: none.", budget=0, penalty=0.0),
 }
 
-# Budgets sized to a task's traces. synthetic: the embedded task, whose full traces think for ~101 tokens
-# (68 / 98 / 124 for 2 / 3 / 4 operations) and oracle traces for ~40 (26 / 38 / 50); the full-trace SFT model
-# thinks for ~73 tokens when greedy. short asks for the oracle or less, medium for about the oracle plus a
-# sentence, long for full reasoning with its checks.
+# Budgets sized to a task's traces. synthetic: the embedded task, whose full traces think for ~95 tokens
+# (68 / 96 / 126 for 2 / 3 / 4 operations) and oracle traces for ~32 (22 / 32 / 42) in the embedded tokenizer,
+# which writes an arithmetic fact in two tokens. short asks for about the oracle, medium for the oracle plus a
+# sentence or two, long for full reasoning with its checks.
 TIER_PRESETS: dict[str, dict[str, dict[str, float]]] = {
     "default": {},
     "synthetic": {
