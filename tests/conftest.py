@@ -54,3 +54,15 @@ def smollm2_tokenizer():
     from rl.model_files import load_tokenizer
 
     return load_tokenizer(SMOLLM2)
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Any dataset or model load from the Hub fails the test: dry runs must not need the network."""
+    import datasets
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a dry run loaded a dataset: {args}")
+
+    monkeypatch.setattr(datasets, "load_dataset", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

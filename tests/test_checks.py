@@ -31,15 +31,9 @@ R1_RECIPES = [("sft", "sft"), ("grpo", "grpo"), ("grpo", "grpo_server")]
 
 
 @pytest.fixture
-def offline(monkeypatch):
-    """No dataset loads, no Hub, no accelerate launcher environment: the R1 model's config is not readable here."""
-    import datasets
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a dry run loaded a dataset: {args}")
-
-    monkeypatch.setattr(datasets, "load_dataset", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def offline(no_hub, monkeypatch):
+    """No dataset loads, no Hub (conftest's no_hub), no accelerate launcher environment: the R1 model's config is
+    not readable here."""
     for name in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"):
         monkeypatch.delenv(name, raising=False)
 
