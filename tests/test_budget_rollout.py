@@ -14,6 +14,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 import rewards.correctness
 import train
+from tests.grpo_cli import tiny_grpo_argv
 from data.budgets import resolve_tiers
 from data.completion_format import CompletionFormat
 from data.synthetic import generate
@@ -194,13 +195,10 @@ def scripted_correctness(completions, solutions, config=None, *_):
 def test_two_step_grpo_with_budget_rollouts(tiny_base, tmp_path, monkeypatch):
     monkeypatch.setattr(rewards.correctness, "correctness_scores", scripted_correctness)
     out = tmp_path / "grpo"
-    assert train.main([
-        "--stage", "grpo", "--model_name_or_path", str(tiny_base), "--output_dir", str(out), "--num_train", "16",
-        "--budget", "mixed_none", "--tiers", "synthetic", "--rewards", "[{name: tldr}, {name: adaptthink}]",
-        "--budget_rollouts", "true", "--rollout_answer_tokens", "8", "--max_steps", "2", "--save_steps", "2",
-        "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "48",
-        "--logging_steps", "1", "--report_to", "none", "--grading", "{workers: 0}",
-    ]) == 0
+    assert train.main(tiny_grpo_argv(
+        tiny_base, out, "--budget", "mixed_none", "--tiers", "synthetic", "--rewards", "[{name: tldr}, {name: adaptthink}]",
+        "--budget_rollouts", "true", "--rollout_answer_tokens", "8", num_train=16, max_steps=2, completion_tokens=48,
+    )) == 0
     logged = [h for h in json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
               if "budget_rollout/forced_close" in h]
     assert len(logged) == 2 and all(0 < h["budget_rollout/forced_close"] <= 1 for h in logged)

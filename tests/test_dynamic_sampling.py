@@ -10,6 +10,7 @@ import torch
 
 import rewards.correctness
 import train
+from tests.grpo_cli import mixed_by_gold, tiny_grpo_argv
 from rl.config import ConfigError
 from rl.dynamic_sampling import (
     DynamicSamplingArguments,
@@ -70,22 +71,11 @@ def test_options_are_checked():
         DynamicSamplingArguments(dynamic_sampling=True, max_gen_rounds=-1)
 
 
-def scripted_correctness(completions, solutions, config=None, *_):
-    """Gold 0 mod 3: always solved; 1 mod 3: never (both zero variance); else correct on an even text length."""
-    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
-    return [1.0 if int(s) % 3 == 0 else 0.0 if int(s) % 3 == 1 else float(len(t) % 2 == 0)
-            for t, s in zip(texts, solutions)]
-
-
 def test_grpo_drops_zero_variance_groups_and_logs_the_rounds(tiny_base, tmp_path, monkeypatch):
-    monkeypatch.setattr(rewards.correctness, "correctness_scores", scripted_correctness)
+    monkeypatch.setattr(rewards.correctness, "correctness_scores", mixed_by_gold)
     out = tmp_path / "grpo"
-    assert train.main([
-        "--stage", "grpo", "--model_name_or_path", str(tiny_base), "--output_dir", str(out), "--num_train", "24",
-        "--rewards", "[{name: correctness}]", "--dynamic_sampling", "true", "--max_gen_rounds", "4",
-        "--max_steps", "3", "--save_steps", "3", "--per_device_train_batch_size", "8", "--num_generations", "4",
-        "--max_completion_length", "12", "--logging_steps", "1", "--report_to", "none", "--grading", "{workers: 0}",
-    ]) == 0
+    assert train.main(tiny_grpo_argv(tiny_base, out, "--rewards", "[{name: correctness}]", "--dynamic_sampling", "true",
+                                     "--max_gen_rounds", "4", num_train=24, max_steps=3)) == 0
     logged = [h for h in json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
               if "dynamic_sampling/rounds" in h]
     assert len(logged) == 3

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from data.prune_io import read_jsonl
 from rl.refresh import POOL_FILE, TARGETS_LOG, TARGETS_SFT
+from tests.grpo_cli import tiny_grpo_argv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,10 +48,7 @@ sys.exit(train.main(sys.argv[1:]))
 
 def grpo(base: Path, out: Path, refresh: bool, kill_at: int = 0) -> int:
     """One GRPO run of 4 steps (checkpoints at 2 and 4) in its own process; its exit code."""
-    args = ["--stage", "grpo", "--model_name_or_path", str(base), "--output_dir", str(out), "--num_train", "12",
-            "--max_steps", "4", "--save_steps", "2", "--per_device_train_batch_size", "8", "--num_generations", "4",
-            "--max_completion_length", "12", "--logging_steps", "1", "--report_to", "none",
-            "--grading", "{workers: 0}"]
+    args = tiny_grpo_argv(base, out, num_train=12, max_steps=4, save_steps=2)
     if refresh:  # a pool of 4 slots = 2 steps per epoch, refreshed every step: the pool and the epochs both move
         args += ["--refresh_every", "1", "--refresh_pool", "4", "--refresh_targets", "true"]
     env = {**os.environ, "KILL_AT": str(kill_at), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}

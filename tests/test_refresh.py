@@ -11,6 +11,7 @@ from trl.trainer.utils import RepeatSampler
 
 import rl.refresh_trainer
 import train
+from tests.grpo_cli import mixed_by_gold, tiny_grpo_argv
 from data.budgets import resolve_tiers
 from data.prune_io import read_jsonl
 from data.synthetic import generate
@@ -172,21 +173,11 @@ def test_epoch_seeded_sampler_repeats_trls_first_epoch_and_restarts_at_any_epoch
 
 
 
-def scripted_correctness(texts, solutions, config=None, **kwargs):
-    """Gold 0 mod 3: always solved; 1 mod 3: never; else correct when the completion's length is even."""
-    return [1.0 if int(s) % 3 == 0 else 0.0 if int(s) % 3 == 1 else float(len(t) % 2 == 0)
-            for t, s in zip(texts, solutions)]
-
-
 def test_grpo_refreshes_the_pool_logs_it_and_writes_sft_targets(tiny_base, tmp_path, monkeypatch):
-    monkeypatch.setattr(rl.refresh_trainer, "correctness_scores", scripted_correctness)
+    monkeypatch.setattr(rl.refresh_trainer, "correctness_scores", mixed_by_gold)
     out = tmp_path / "grpo"
-    assert train.main([
-        "--stage", "grpo", "--model_name_or_path", str(tiny_base), "--output_dir", str(out), "--num_train", "24",
-        "--refresh_every", "2", "--refresh_pool", "4", "--refresh_targets", "true", "--max_steps", "6",
-        "--save_steps", "6", "--per_device_train_batch_size", "8", "--num_generations", "4",
-        "--max_completion_length", "12", "--logging_steps", "2", "--report_to", "none", "--grading", "{workers: 0}",
-    ]) == 0
+    assert train.main(tiny_grpo_argv(tiny_base, out, "--refresh_every", "2", "--refresh_pool", "4",
+                                     "--refresh_targets", "true", num_train=24, max_steps=6, logging_steps=2)) == 0
     ckpt = out / "checkpoint-6"
     state = json.loads((ckpt / "trainer_state.json").read_text())
     assert state["global_step"] == 6
