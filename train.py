@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     main_process = os.environ.get("RANK", "0") == "0"  # set by torchrun / accelerate launch; logs from one process
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if main_process else logging.WARNING)
+    from data.prune_io import SettingsMismatch
     from rl.config import ConfigError
     from rl.recipes import parse_args
     from rl.stages import run_stage, stage_types
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = parse_args(argv, stage_types())
         run_stage(run)
-    except ConfigError as exc:
+    except (ConfigError, SettingsMismatch) as exc:  # a resume into a folder of other settings is a config error
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

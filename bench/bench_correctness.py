@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from trl.rewards import accuracy_reward  # noqa: E402
 
 from rewards.correctness import Grader  # noqa: E402
-from rewards.gold import as_boxed, gold_answer, perturbed  # noqa: E402
+from data.gold import as_boxed, gold_answer, perturbed  # noqa: E402
 from rewards.registry import GradingConfig  # noqa: E402
 
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"

@@ -1,7 +1,7 @@
 """Evaluation benchmarks: MATH500, AIME24, AMC23, OlympiadBench, GSM8K, and the embedded synthetic test split.
 
 Every benchmark loads as a list of ``Problem`` (id, question, gold answer). The gold answer is normalised by
-``rewards.gold.gold_answer`` (AMC floats compared as numbers, the GSM8K number after ``####``, OlympiadBench
+``data.gold.gold_answer`` (AMC floats compared as numbers, the GSM8K number after ``####``, OlympiadBench
 answer lists joined into one set), so that ``rewards.correctness`` grades ``\\boxed{gold}`` correct.
 
 Sources: by default the Hugging Face Hub copy (``datasets.load_dataset(hub_id, config, split=split)``); with
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from data.tasks import synthetic_traces
-from rewards.gold import GOLD_FIELDS, gold_answer
+from data.gold import GOLD_FIELDS, gold_answer
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class BenchmarkSource:
     Attributes:
         hub_id, config, split: the ``datasets.load_dataset`` arguments of the Hub copy.
         question: the field with the problem text; ``context`` an optional field prepended to it.
-        answer: the field with the gold answer (normalised by ``rewards.gold`` for this benchmark).
+        answer: the field with the gold answer (normalised by ``data.gold`` for this benchmark).
         file: the name of the offline copy in ``shared/benchmarks`` (documentation and tests).
     """
 

@@ -16,7 +16,7 @@ A recipe names the source and a field mapping::
 - a trace preset of ``data.traces`` (``r1_response``, ``thinking_answer``, ``openr1``, ``s1k``): prompts, gold
   answers and traces (SFT);
 - a benchmark of ``data.benchmarks`` (``math500``, ``aime24``, ``amc23``, ``olympiadbench``, ``gsm8k``): prompts
-  and gold answers only, the gold normalised exactly as evaluation normalises it (``rewards.gold``);
+  and gold answers only, the gold normalised exactly as evaluation normalises it (``data.gold``);
 - ``auto``: the trace preset whose fields all resolve in the first record;
 - a mapping of ``question``, ``gold`` and optionally ``id``, ``context`` (a field prepended to the question),
   ``gold_separator``, ``gold_boxed``, ``gold_format`` (``latex`` or a benchmark name: its gold normaliser) and the
@@ -60,7 +60,7 @@ from data.traces import (
     record_id,
     render_completion,
 )
-from rewards.gold import GOLD_FIELDS, latex_gold
+from data.gold import GOLD_FIELDS, latex_gold
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def field_presets() -> list[str]:
 class PromptFields:
     """Where a record keeps the question and the gold answer, and how the gold is normalised.
 
-    ``gold_format``: ``latex`` (``$...$`` and a final full stop removed, ``rewards.gold.latex_gold``) or a
+    ``gold_format``: ``latex`` (``$...$`` and a final full stop removed, ``data.gold.latex_gold``) or a
     benchmark name (that benchmark's normaliser, e.g. the number after ``####`` for ``gsm8k``).
     """
 

@@ -79,6 +79,11 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return _parse(Path(path))[0]
 
 
+class SettingsMismatch(ValueError):
+    """A resumed run's settings differ from those recorded in its output folder (the stages report it as a
+    configuration error)."""
+
+
 def check_settings(out: Path, settings: Mapping[str, Any], name: str = SETTINGS_FILE, what: str = "a pruning run",
                    fresh: bool = False, hint: str = "use another output_dir or delete that one",
                    write: bool = True) -> None:
@@ -93,10 +98,8 @@ def check_settings(out: Path, settings: Mapping[str, Any], name: str = SETTINGS_
         before = json.loads(path.read_text())
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
-            from rl.config import ConfigError
-
             diff = "; ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
-            raise ConfigError(f"{out} holds {what} with other settings ({diff}); {hint}")
+            raise SettingsMismatch(f"{out} holds {what} with other settings ({diff}); {hint}")
     elif write:
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(settings, indent=2))

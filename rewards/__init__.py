@@ -12,7 +12,7 @@ A recipe selects and weights them in YAML (``rewards: [{name: correctness, weigh
 - ``adaptthink`` (``rewards.adaptive``): AdaptThink's reward of the no-thinking tier ``none``.
 
 Per-tier metrics (``rewards.metrics``) are logged through TRL's ``log_metric``; gold answers of the standard
-benchmarks are normalised by ``rewards.gold``.
+benchmarks are normalised by ``data.gold``.
 """
 
 from rewards import adaptive, correctness, group, group_length, length, trl_wrappers  # noqa: F401  (registers the rewards)

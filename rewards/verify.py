@@ -127,7 +127,7 @@ def parse_gold(gold: str, soft_timeout: int | None = None, normalization: str = 
     """math-verify's parse of a gold answer; cached per process (a batch holds each gold once per generation).
 
     A gold written with ``$...$`` or ``\\boxed{}`` is parsed as TRL parses solutions (math-verify's defaults).
-    A bare answer (``3\\sqrt{13}``, ``1,-2``: what ``rewards.gold`` produces) is parsed as if boxed, with the
+    A bare answer (``3\\sqrt{13}``, ``1,-2``: what ``data.gold`` produces) is parsed as if boxed, with the
     same configuration as the prediction, so a gold answer written back as ``\\boxed{gold}`` always matches
     (parsed bare, math-verify would read ``3\\sqrt{13}`` as 3). When that leaves only a string (``\\frac12``
     under "trl"), the ``$gold$`` reading with math-verify's defaults is added, so ``0.5`` matches it too.

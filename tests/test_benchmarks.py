@@ -13,7 +13,7 @@ from data.benchmarks import (
     resolve_source,
 )  # fmt: skip
 from rewards.correctness import Grader
-from rewards.gold import as_boxed
+from data.gold import as_boxed
 from rewards.registry import GradingConfig
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"

@@ -16,7 +16,7 @@ from data.benchmarks import BOXED_INSTRUCTION, SOURCES, load_benchmark
 from data.budgets import TIER_NAMES, resolve_tiers, tier_instruction
 from data.dataset_task import DatasetSpec, prompt_rows, resolve_fields, sft_rows
 from data.format import THINK_CLOSE, THINK_OPEN
-from rewards.gold import latex_gold
+from data.gold import latex_gold
 from rl.config import ConfigError, LcrlArguments
 from rl.model_files import ModelSource, resolve_model
 from rl.stages.common import task_dataset

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rewards.correctness import Grader, correctness_reward, extract_answer, grade, get_grader
-from rewards.gold import as_boxed, boxed_solution, gold_answer, perturbed
+from data.gold import as_boxed, boxed_solution, gold_answer, perturbed
 from rewards.registry import GradingConfig
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"

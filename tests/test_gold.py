@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rewards.gold import (
+from data.gold import (
     amc_gold, as_boxed, boxed_solution, gold_answer, gsm8k_gold, latex_gold, number_gold, olympiad_gold, perturbed,
 )  # fmt: skip
 
