@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 OPERATORS: dict[str, str] = {"+": "add", "-": "subtract", "*": "multiply"}
@@ -169,11 +169,18 @@ def _step(i: int, a: int, op: str, arg: int, result: int) -> str:
     return f"Op {i}: {op} {arg}, so {a} {op} {arg} = {result}."
 
 
-def make_trace(problem: Problem, rng: random.Random, redundancy: float = 1.0) -> Trace:
-    """Write an R1-style trace for ``problem``; redundant paragraphs are drawn from ``rng``."""
+def make_trace(
+    problem: Problem, rng: random.Random, redundancy: float = 1.0, rates: Mapping[str, float] | None = None
+) -> Trace:
+    """Write an R1-style trace for ``problem``; redundant paragraphs are drawn from ``rng``.
+
+    ``rates`` replaces ``REDUNDANCY_RATES`` (a kind it leaves out is never drawn); the draws from ``rng`` are the
+    same whatever the rates, so a trace differs from another rate's only where a probability does.
+    """
+    rates = REDUNDANCY_RATES if rates is None else rates
 
     def draw(kind: str) -> bool:
-        return rng.random() < min(1.0, REDUNDANCY_RATES[kind] * redundancy)
+        return rng.random() < min(1.0, rates.get(kind, 0.0) * redundancy)
 
     m, values = problem.modulus, problem.values()
     paras: list[Paragraph] = []

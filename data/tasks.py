@@ -16,11 +16,24 @@ from datasets import Dataset
 
 from data.budgets import Tier, assign_tiers, tier_instruction
 from data.format import THINK_CLOSE, THINK_OPEN
-from data.synthetic import SyntheticConfig, Trace, generate, make_trace
+from data.synthetic import REDUNDANCY_RATES, SyntheticConfig, Trace, generate, make_trace
 
 TARGETS = ("full", "oracle", "tiered")
-# sft_target tiered: the redundancy of each tier's trace (0: the oracle, 1: the full trace)
-TIERED_REDUNDANCY: dict[str, float] = {"short": 0.0, "medium": 0.25, "long": 1.0}
+# sft_target tiered: the redundant paragraphs of each tier's trace (kind -> probability; short is the oracle).
+# Each tier's extra paragraphs are certain, not likely, and the tier shows early in the thinking: a tier that only
+# scales the full trace's rates (all <= 0.5) leaves greedy decoding at the oracle on every tier, and its traces
+# overlap so much that the tiny model never learned to read the instruction (measured: identical samples on every
+# tier after 900 steps). A choice made only at the end of the thinking (a closing verification) was not learned
+# either: the model reads the instruction a few tokens after it, not a hundred. So medium opens by restating the
+# problem (its first thinking token differs from short's), and long checks every step from Op 1 on (each check
+# then follows the previous one) and closes with the verification, with the full trace's other redundancy.
+# Thinking tokens of the embedded tokenizer for 2 / 3 / 4 operations: short 22 / 32 / 42, medium 43 / 53 / 63,
+# long at least 93 / 124 / 155.
+TIERED_RATES: dict[str, dict[str, float]] = {
+    "short": {},
+    "medium": {"restate": 1.0},
+    "long": {**REDUNDANCY_RATES, "restate": 0.0, "recheck": 1.0, "verify": 1.0},
+}
 
 
 def make_prompt(question: str, tier: str, tiers: Mapping[str, Tier] | None = None) -> list[dict[str, str]]:
@@ -53,8 +66,8 @@ def traces_to_dataset(
     """A dataset of prompts (and, when ``target`` is set, SFT completions) for the traces.
 
     ``target``: ``full`` (the long trace), ``oracle`` (essential steps only), ``tiered`` (each prompt's trace as
-    long as its tier asks: the oracle for short, a lightly redundant trace for medium, the full trace for long;
-    ``TIERED_REDUNDANCY``) or ``None`` (prompts only: RL, eval). ``tiered`` teaches what the tier instructions
+    long as its tier asks: the oracle for short, the problem restated for medium, every step checked and the result
+    verified for long; ``TIERED_RATES``) or ``None`` (prompts only: RL, eval). ``tiered`` teaches what the tier instructions
     mean before GRPO sharpens them (``budget: mixed``).
     """
     if target is not None and target not in TARGETS:
@@ -78,15 +91,12 @@ def _target_text(trace: Trace, tier: str, target: str) -> str:
         return trace.text
     if target == "oracle":
         return trace.oracle_text
-    if tier not in TIERED_REDUNDANCY:
+    if tier not in TIERED_RATES:
         raise ValueError(f"sft_target tiered has no trace for the {tier!r} tier (the no-thinking choice is learned in "
-                         f"GRPO, rewards.adaptive); tiered SFT takes: {', '.join(TIERED_REDUNDANCY)}")
-    redundancy = TIERED_REDUNDANCY[tier]  # the ends are the trace's own oracle and full texts, not a new draw
-    if redundancy == 0.0:
+                         f"GRPO, rewards.adaptive); tiered SFT takes: {', '.join(TIERED_RATES)}")
+    if not TIERED_RATES[tier]:
         return trace.oracle_text
-    if redundancy == 1.0:
-        return trace.text
-    return make_trace(trace.problem, random.Random(f"tiered-{trace.problem.id}"), redundancy).text
+    return make_trace(trace.problem, random.Random(f"tiered-{trace.problem.id}"), rates=TIERED_RATES[tier]).text
 
 
 # --- SFT on pruned traces, and chunk-wise / skip-thinking examples (Chen et al. 2025, arXiv 2505.18642) ---

@@ -68,6 +68,8 @@ def test_redundancy_knob():
     assert plain.text == plain.oracle_text
     heavy = make_trace(problem, random.Random(0), redundancy=5.0)
     assert {p.kind for p in heavy.paragraphs} >= {"restate", "recheck", "verify"}
+    only = make_trace(problem, random.Random(0), rates={"verify": 1.0})  # rates: other kinds are never drawn
+    assert [p.kind for p in only.paragraphs if p.kind != "step"] == ["verify"]
 
 
 def test_traces_retokenise_losslessly(tiny_tokenizer):

@@ -22,13 +22,18 @@ def test_tiered_targets_follow_each_prompts_tier():
     for trace, row in zip(traces, ds, strict=True):
         assert row["tier"] in row["prompt"][0]["content"].lower()  # the instruction names the tier
         text = row["completion"][0]["content"]
+        thinking = text.split("</think>")[0].removeprefix("<think>\n")
+        # the same answer and essential steps on every tier
+        assert text.endswith(trace.conclusion) and all(p.text in text for p in trace.paragraphs if p.kind == "step")
         if row["tier"] == "short":
             assert text == trace.oracle_text
-        elif row["tier"] == "long":
-            assert text == trace.text
-        else:  # fewer redundant paragraphs than the full trace, but the same answer and essential steps
-            assert text.endswith(trace.conclusion) and all(p.text in text for p in trace.paragraphs
-                                                           if p.kind == "step")
+        if row["tier"] == "medium":  # opens by restating the problem, its only extra paragraph
+            assert thinking.startswith("Okay, so I start with")
+            assert thinking.count("\n\n") == len(trace.problem.ops)
+        if row["tier"] == "long":  # checks every step from Op 1 on and closes with the verification
+            assert thinking.startswith("Op 1:") and thinking.index("double-check Op 1.") < thinking.index("Op 2:")
+            assert thinking.count("Wait, let me double-check") == len(trace.problem.ops)
+            assert "Let me verify the result once more." in thinking.split("\n\n")[-1]
         by_tier[row["tier"]].append(_thinking_chars(text) - _thinking_chars(trace.oracle_text))
     mean = {t: sum(v) / len(v) for t, v in by_tier.items()}
     assert mean["short"] == 0 < mean["medium"] < mean["long"]
