@@ -32,7 +32,8 @@ import yaml  # noqa: E402
 from data.benchmarks import load_benchmark  # noqa: E402
 from data.budgets import resolve_tiers  # noqa: E402
 from data.tasks import make_prompt  # noqa: E402
-from rl.generation import Generation, SamplingParams, TransformersEngine, chat_prompts, vllm_available  # noqa: E402
+from rl.engine import Generation, SamplingParams  # noqa: E402
+from rl.generation import TransformersEngine, chat_prompts, vllm_available  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "generation.json"
 SFT = ROOT / "outputs" / "tiny" / "sft"

@@ -32,7 +32,8 @@ from data.budgets import ALL_TIERS, TIER_NAMES, resolve_tiers  # noqa: E402
 from data.synthetic import generate  # noqa: E402
 from data.tasks import make_prompt  # noqa: E402
 from rewards.correctness import EVAL_GRADING, get_grader  # noqa: E402
-from rl.generation import SamplingParams, TransformersEngine, chat_prompts  # noqa: E402
+from rl.engine import SamplingParams  # noqa: E402
+from rl.generation import TransformersEngine, chat_prompts  # noqa: E402
 
 logger = logging.getLogger("budget_rollouts")
 TIERS = resolve_tiers("synthetic")

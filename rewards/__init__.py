@@ -1,4 +1,4 @@
-"""Reward functions registered by name (see ``rewards.registry``).
+"""Reward functions registered by name (see ``rewards.registry``), built from a recipe by ``rewards.build``.
 
 A recipe selects and weights them in YAML (``rewards: [{name: correctness, weight: 1.0}, ...]``) and
 ``build_rewards`` turns that list into TRL reward functions. Registered rewards:
@@ -16,6 +16,7 @@ benchmarks are normalised by ``data.gold``.
 """
 
 from rewards import adaptive, correctness, group, group_length, length, trl_wrappers  # noqa: F401  (registers the rewards)
-from rewards.registry import REGISTRY, GradingConfig, RewardContext, build_rewards, register
+from rewards.build import build_rewards
+from rewards.registry import REGISTRY, GradingConfig, RewardContext, register
 
 __all__ = ["REGISTRY", "GradingConfig", "RewardContext", "build_rewards", "register"]

@@ -21,7 +21,7 @@ so published values can be used as they are, and a recipe sized for one task is 
 instead of being silently rescaled (the message says the value that fits).
 
 Errors are ``ValueError`` naming the bad value and the allowed ones (``rl.config`` re-raises them as
-``ConfigError``). Reward names and parameters are checked by ``rewards.registry.build_rewards`` at start-up.
+``ConfigError``). Reward names and parameters are checked by ``rewards.build.build_rewards`` at start-up.
 """
 
 from __future__ import annotations

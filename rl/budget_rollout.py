@@ -45,7 +45,8 @@ from data.budgets import NO_THINKING, Tier, tier_of_prompt
 from data.completion_format import CompletionFormat
 from rl.config import ConfigError
 from rl.controls import BudgetForcing, budget_forced_generate
-from rl.generation import Engine, Generation, SamplingParams, TransformersEngine
+from rl.engine import Engine, Generation, SamplingParams
+from rl.generation import TransformersEngine
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,11 @@ token it is the stop token; when it is several BPE tokens (Qwen2.5, Llama-3, Smo
 round, so a thinking round runs to its limit (or EOS) and the thinking is then cut just past the first marker
 found by decoding (robust to the marker merging with the next text); a forced close appends all the marker's
 token ids, so the thinking (marker included) is exactly the cap. Stop-token temperature scaling needs one
-token and refuses a multi-token marker with an error (``rl.generation.stop_token_of``).
+token and refuses a multi-token marker with an error (``rl.engine.stop_token_of``).
+
+This module sits above the engine interface (``rl.engine``) and below the backends, which apply
+``StopTokenScaling`` (transformers) or its formula (``rl.vllm_logits``); ``Engine.generate`` runs the
+``BudgetForcing`` of ``SamplingParams.budget`` through its ``generate`` (the engine's ``LengthControl``).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import torch
 from transformers import LogitsProcessor
 
 from data.completion_format import CompletionFormat
-from rl.generation import Engine, Generation, SamplingParams
+from rl.engine import Engine, Generation, SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +130,13 @@ class BudgetForcing:
     @property
     def active(self) -> bool:
         return self.think_cap is not None or self.extends
+
+    def generate(
+        self, engine: Engine, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
+    ) -> list[Generation]:
+        """Completions under this budget (``budget_forced_generate``); ``Engine.generate`` calls it for
+        ``SamplingParams.budget``."""
+        return budget_forced_generate(engine, prompt_ids, replace(params, budget=self), desc=desc)
 
 
 @dataclass

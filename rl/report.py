@@ -25,7 +25,7 @@ from typing import Any
 
 from data.completion_format import CompletionFormat
 from rl.efficiency import accuracy_per_1k, overthinking_adjusted_accuracy, split_lengths
-from rl.generation import Generation
+from rl.engine import Generation
 
 COLUMNS = [
     ("model", "model"),

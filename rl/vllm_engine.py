@@ -1,4 +1,4 @@
-"""vLLM backend of the generation engine (``rl.generation.Engine``), for GPU machines with vllm installed.
+"""vLLM backend of the generation engine (``rl.engine.Engine``), for GPU machines with vllm installed.
 
 Imported lazily by ``rl.generation.make_engine`` (``backend: vllm``, or ``auto`` when vllm is importable and a
 CUDA GPU is present), so nothing else in lcrl needs vllm; this module imports vllm itself. Written against vLLM's
@@ -24,7 +24,7 @@ from typing import Any
 from vllm.v1.sample.logits_processor import LogitsProcessor
 
 from rl.device_memory import free_accelerator_memory
-from rl.generation import Engine, Generation, SamplingParams, stop_token_of
+from rl.engine import Engine, Generation, SamplingParams, stop_token_of
 from rl.vllm_logits import EXTRA_ARG, StopScalingBatch
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from data.synthetic import generate
 from data.tasks import make_prompt, traces_to_dataset
 from rl.budget_rollout import SKIP, BudgetRollout, BudgetRolloutArguments, budget_rollout, plan_rows
 from rl.config import ConfigError, InitArguments
-from rl.generation import Engine, SamplingParams, TransformersEngine
+from rl.engine import Engine, SamplingParams
+from rl.generation import TransformersEngine
 from rl.tiny_model import build_model
 
 TIERS = resolve_tiers("synthetic")  # short <= 36, medium 36-48, long 64-128 thinking tokens

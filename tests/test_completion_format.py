@@ -18,7 +18,7 @@ from rewards.correctness import correctness_scores
 from rewards.length import token_lengths
 from rewards.registry import GradingConfig
 from rl.controls import BudgetForcing
-from rl.generation import Engine, SamplingParams, stop_token_of
+from rl.engine import Engine, SamplingParams, stop_token_of
 from rl.refresh_trainer import PROBLEM, SLOT, RefreshGRPOTrainer
 from rl.stages.prune import EngineValidator
 

@@ -12,7 +12,8 @@ from data.completion_format import CompletionFormat
 from data.format import THINK_CLOSE, split_thinking
 from rl.config import InitArguments
 from rl.controls import BudgetForcing, StopTokenScaling, scale_stop_logits
-from rl.generation import SamplingParams, TransformersEngine, chat_prompts
+from rl.engine import SamplingParams
+from rl.generation import TransformersEngine, chat_prompts
 from rl.tiny_model import build_model
 
 E = 3  # the stop token in the formula tests

@@ -11,7 +11,8 @@ import torch
 
 from rl.config import InitArguments
 from rl.device_memory import batch_rows, kv_cache_bytes_per_token
-from rl.generation import SamplingParams, TransformersEngine, chat_prompts, make_engine, vllm_unavailable_reason
+from rl.engine import SamplingParams
+from rl.generation import TransformersEngine, chat_prompts, make_engine, vllm_unavailable_reason
 from rl.tiny_model import build_model
 
 R1_DISTILL_1P5B = types.SimpleNamespace(num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,

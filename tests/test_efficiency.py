@@ -15,7 +15,7 @@ from rl.efficiency import (
     overthinking_adjusted_accuracy,
     split_lengths,
 )
-from rl.generation import Generation
+from rl.engine import Generation
 from rl.report import markdown_table, summarize
 
 END = 9

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rl.config import InitArguments
-from rl.generation import SamplingParams, TransformersEngine, chat_prompts
+from rl.engine import SamplingParams
+from rl.generation import TransformersEngine, chat_prompts
 from rl.tiny_model import build_model
 from tests.vllm_fakes import stub_vllm
 

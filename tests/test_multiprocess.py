@@ -75,15 +75,15 @@ if os.environ.get("DRIVER_PRUNE"):
     tok = AutoTokenizer.from_pretrained(os.environ["DRIVER_PRUNE"])
     rl.generation.make_engine = lambda *a, **k: LastValueEngine(tok, delay=float(os.environ.get("DRIVER_DELAY", 0)))
 if os.environ.get("DRIVER_COUNT"):  # prompts each process generates for
-    import rl.generation
-    generate = rl.generation.Engine.generate
+    import rl.engine
+    generate = rl.engine.Engine.generate
 
     def counted(self, prompts, params, desc="generate"):
         with (out / f"prompts-rank{rank}.txt").open("a") as f:
             f.write(f"{len(prompts)}\\n")
         return generate(self, prompts, params, desc=desc)
 
-    rl.generation.Engine.generate = counted
+    rl.engine.Engine.generate = counted
 import train
 sys.exit(train.main(sys.argv[1:]))
 """

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from data.completion_format import CompletionFormat
-from rl.generation import Generation, SamplingParams
+from rl.engine import Generation, SamplingParams
 from rl.report import summarize
 from rl.stages.evaluation import run_once
 

@@ -10,7 +10,7 @@ from rewards import GradingConfig, RewardContext, build_rewards
 from rewards.adaptive import adaptthink_rewards
 from rewards.metrics import tier_metrics
 from rl.config import ConfigError, EvalArguments
-from rl.generation import Generation
+from rl.engine import Generation
 from rl.report import summarize
 
 END = 9  # the </think> token id in these tests

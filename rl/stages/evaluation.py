@@ -51,7 +51,8 @@ from rl.config import ConfigError, EvalArguments
 from rl.controls import BudgetForcing
 from rl.distributed import is_main, log_world, sharded_generate
 from rl.efficiency import AesWeights, add_aes, budget_curves
-from rl.generation import Engine, SamplingParams, chat_prompts, make_engine
+from rl.engine import Engine, SamplingParams
+from rl.generation import chat_prompts, make_engine
 from rl.model_files import load_tokenizer
 from rl.recipes import ParsedRun, dump_run
 from rl.report import PER_ITEM_KEYS, markdown_table, summarize, write_results

@@ -234,7 +234,8 @@ def prune_shard(
 
 def run(run: ParsedRun) -> None:
     from rewards.correctness import get_grader
-    from rl.generation import SamplingParams, make_engine
+    from rl.engine import SamplingParams
+    from rl.generation import make_engine
 
     lcrl, (args,) = run.lcrl, run.stage_args
     world = log_world("prune").num_processes
