@@ -38,6 +38,7 @@ COLUMNS = [
     ("think_tokens_mean", "think tok (mean)"),
     ("total_tokens_mean", "total tok (mean)"),
     ("within_budget", "within budget"),
+    ("within_band", "within band"),
     ("truncated", "truncated"),
     ("accuracy_per_1k", "acc / 1k think tok"),
     ("otb_accuracy", "OTB acc"),
@@ -45,9 +46,9 @@ COLUMNS = [
     ("wall_seconds", "train wall (s)"),
     ("pareto", "Pareto"),
 ]
-METRICS = ("n", "accuracy", "think_tokens_mean", "total_tokens_mean", "within_budget", "truncated",
+METRICS = ("n", "accuracy", "think_tokens_mean", "total_tokens_mean", "within_budget", "within_band", "truncated",
            "accuracy_per_1k", "otb_accuracy", "aes", "aes_base", "aes_weights")
-RATIOS = ("accuracy", "within_budget", "truncated", "otb_accuracy", "aes")  # three decimals
+RATIOS = ("accuracy", "within_budget", "within_band", "truncated", "otb_accuracy", "aes")  # three decimals
 
 
 def comparison_rows(

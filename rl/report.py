@@ -5,7 +5,7 @@ with ``k`` samples per problem (the mean correctness over all samples; ``pass_at
 at least one correct sample), over the problems whose gold answer parses (``unparsable_gold`` counts the others,
 excluded); mean and median thinking tokens (up to and including ``</think>``, of any token shape:
 ``data.completion_format``); mean answer tokens (after it); mean total tokens; ``within_budget`` = share of
-completions whose thinking fits the tier's budget; ``truncated`` = share cut at the token limit; with budget
+completions whose thinking fits the tier's budget, ``within_band`` within its band ``[floor, budget]``; ``truncated`` = share cut at the token limit; with budget
 forcing also ``forced`` (share closed at the cap) and ``waits_mean``. Efficiency (``rl.efficiency``): ``accuracy_per_1k`` (accuracy per 1000 thinking tokens),
 ``skipped_thinking`` (share of completions that close the thinking with nothing in it: AdaptThink's no-thinking
 mode; for the no-thinking tier, budget 0, it is also ``within_budget``), ``otb_accuracy`` (OptimalThinkingBench's
@@ -40,6 +40,7 @@ COLUMNS = [
     ("answer_tokens_mean", "answer tok (mean)"),
     ("total_tokens_mean", "total tok (mean)"),
     ("within_budget", "within budget"),
+    ("within_band", "within band"),
     ("truncated", "truncated"),
     ("accuracy_per_1k", "acc / 1k think tok"),
     ("otb_accuracy", "OTB acc"),
@@ -56,11 +57,13 @@ def summarize(
     prefilled_thinking: bool = False,
     num_samples: int = 1,
     t_max: int = 1000,
+    floor: int = 0,
 ) -> dict[str, Any]:
     """Accuracy and token statistics of one model on one set of prompts.
 
     Thinking tokens count up to and including ``</think>`` (all tokens if it never closes); with the thinking
-    prefilled (no-thinking mode) they are 0, or the tokens up to a second close marker the model wrote anyway. ``within_budget`` is the share whose thinking fits ``budget``.
+    prefilled (no-thinking mode) they are 0, or the tokens up to a second close marker the model wrote anyway. ``within_budget`` is the share whose thinking fits ``budget``,
+    ``within_band`` the share within the tier's band ``[floor, budget]`` (``data.budgets.Tier.in_band``).
     With ``num_samples = k > 1`` the generations are problem-major (k consecutive samples per problem); ``n`` is
     the number of problems, ``accuracy`` avg@k and ``pass_at_k`` the share of problems solved at least once.
     A score of ``None`` (the gold answer does not parse) leaves the accuracy and the efficiency metrics;
@@ -84,12 +87,13 @@ def summarize(
         "answer_tokens_mean": statistics.fmean(t - k for t, k in zip(total, think)),
         "total_tokens_mean": statistics.fmean(total),
         "within_budget": (sum(k <= budget for k in think) / m) if budget else None,
+        "within_band": (sum(floor <= k <= budget for k in think) / m) if budget else None,
         "skipped_thinking": None if fmt is None or prefilled_thinking else
         sum(fmt.skips_thinking(g.token_ids) for g in generations) / m,
         "truncated": sum(not g.finished for g in generations) / m,
     }
     if budget == 0:
-        row["within_budget"] = row["skipped_thinking"]
+        row["within_budget"] = row["within_band"] = row["skipped_thinking"]
     kept = [(s, t) for s, t in zip(scores, think) if s is not None]
     right, wrong = split_lengths([s for s, _ in kept], [t for _, t in kept])
     row["accuracy_per_1k"] = accuracy_per_1k(row["accuracy"], row["think_tokens_mean"]) if graded else None

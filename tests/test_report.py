@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from data.budgets import Tier
 from data.completion_format import CompletionFormat
 from rl.engine import Generation, SamplingParams
 from rl.report import summarize
@@ -14,6 +15,7 @@ from rl.stages.evaluation import run_once
 
 CLOSE = (7, 8)  # a two-token close marker
 FMT = CompletionFormat.from_ids(CLOSE, eos_ids=[0])
+TIER = Tier("medium", "Reasoning length: medium.", budget=100, penalty=0.5)
 
 
 def gen(think: int, answer: int, finished: bool = True, text: str = "") -> Generation:
@@ -27,6 +29,9 @@ def test_summarize_counts_thinking_with_the_format_and_leaves_unparsable_golds_o
     assert row["accuracy"] == 0.5 and row["unparsable_gold"] == 1 and row["n"] == 3
     assert row["think_tokens_mean"] == pytest.approx(34 / 3) and row["answer_tokens_mean"] == pytest.approx(3)
     assert row["within_budget"] == pytest.approx(2 / 3)
+    assert row["within_band"] == pytest.approx(2 / 3)  # no floor: the band is [0, budget]
+    banded = summarize(gens, [1.0, 0.0, None], FMT, budget=12, floor=8)  # thinking 10, 20, 4: only 10 in [8, 12]
+    assert banded["within_budget"] == pytest.approx(2 / 3) and banded["within_band"] == pytest.approx(1 / 3)
     assert summarize(gens, [1.0, 1.0, 1.0], None, budget=None)["think_tokens_mean"] == pytest.approx(43 / 3)
 
 
@@ -38,7 +43,7 @@ def test_run_once_scores_truncated_and_unclosed_zero_and_excludes_unparsable_gol
     problems = [SimpleNamespace(id=str(i), question="q", solution=s)
                 for i, s in enumerate(["42", "42", "42", "Answer is forty two."])]
     args = SimpleNamespace(num_samples=1, log_samples=4, otb_t_max=1000)
-    row, samples = run_once(engine, args, problems, ["p"] * 4, SamplingParams(), 100, False, "test")
+    row, samples = run_once(engine, args, problems, ["p"] * 4, SamplingParams(), TIER, False, "test")
     assert [s["correct"] for s in samples] == [1.0, 0.0, 0.0, None]
     assert row["accuracy"] == pytest.approx(1 / 3) and row["unparsable_gold"] == 1
     assert all(s["think_tokens"] == 3 for s in samples)
@@ -52,6 +57,6 @@ def test_no_thinking_run_gives_no_credit_to_a_model_that_reasons_before_a_second
     engine = SimpleNamespace(generate=lambda prompts, params, desc="": gens, completion_format=FMT)
     problems = [SimpleNamespace(id=str(i), question="q", solution="6") for i in range(2)]
     args = SimpleNamespace(num_samples=1, log_samples=2, otb_t_max=1000)
-    row, samples = run_once(engine, args, problems, ["p"] * 2, SamplingParams(), 100, True, "no-think")
+    row, samples = run_once(engine, args, problems, ["p"] * 2, SamplingParams(), TIER, True, "no-think")
     assert [s["correct"] for s in samples] == [0.0, 1.0]
     assert row["accuracy"] == 0.5 and row["think_tokens_mean"] == pytest.approx(5 / 2)  # its 5 tokens of reasoning

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.benchmarks import SYNTHETIC, Problem, benchmark_question, load_benchmark
-from data.budgets import MIXES, resolve_tiers
+from data.budgets import MIXES, Tier, resolve_tiers
 from data.completion_format import CompletionFormat
 from data.format import THINK_CLOSE, THINK_OPEN
 from data.tasks import make_prompt
@@ -154,7 +154,7 @@ def oracle_rows(run: ParsedRun, tokenizer) -> list[dict]:
 
 def run_once(
     engine: Engine, args: EvalArguments, problems: list[Problem], prompts: list[str], params: SamplingParams,
-    budget: int, prefilled: bool, desc: str,
+    tier: Tier, prefilled: bool, desc: str,
 ) -> tuple[dict, list[dict]]:
     """Generate (``num_samples`` per problem), grade, summarise; returns the metrics and a few samples."""
     k = args.num_samples
@@ -171,7 +171,8 @@ def run_once(
         # the empty thinking and writes its steps before a second close marker), so it is no answer without thinking
         graded = [0.0 if fmt.is_closed(g.token_ids) else s for s, g in zip(graded, gens)]
     scores = [s if parses[gold] else None for s, gold in zip(graded, golds)]
-    row = summarize(gens, scores, fmt, budget, prefilled_thinking=prefilled, num_samples=k, t_max=args.otb_t_max)
+    row = summarize(gens, scores, fmt, tier.budget, prefilled_thinking=prefilled, num_samples=k, t_max=args.otb_t_max,
+                    floor=tier.floor)
     if row["unparsable_gold"]:
         logger.warning("%s: %d problems have a gold answer math-verify cannot read: left out of the accuracy", desc,
                        row["unparsable_gold"])
@@ -223,7 +224,7 @@ def evaluate_with(run: ParsedRun, label: str, path: str, engine: Engine) -> tupl
                 if prefill:  # no-thinking mode: an empty, closed thinking (no second <think>)
                     prompts = [p + fmt.thinking_prefill(p) for p in prompts]
                 params = sampling_params(args, tau, cap, controls=mode == "think")
-                row, some = run_once(engine, args, problems, prompts, params, budget, bool(prefill),
+                row, some = run_once(engine, args, problems, prompts, params, tiers[tier], bool(prefill),
                                      desc=f"{label}/{bench}/{tier}/{mode}/{name}")
                 key = {"model": label, "benchmark": bench, "tier": tier, "mode": mode, "control": name}
                 rows.append({**key, "path": path, "stop_tau": tau, "think_cap": cap, "sweep": control.sweep, **row})
