@@ -21,7 +21,7 @@ def eval_row(model: str, tier: str, accuracy: float, think: float, **extra) -> d
     row = {"model": model, "benchmark": "synthetic", "tier": tier, "mode": "think", "control": "none",
            "path": f"outputs/compare/{model}", "stop_tau": 1.0, "think_cap": None, "sweep": "base", "n": 300,
            "accuracy": accuracy, "think_tokens_mean": think, "think_tokens_median": think,
-           "answer_tokens_mean": 11.0, "total_tokens_mean": think + 11.0, "within_budget": 0.5, "truncated": 0.0}
+           "answer_tokens_mean": 11.0, "total_tokens_mean": think + 11.0, "within_budget": 0.5, "within_band": 0.25, "truncated": 0.0}
     return {**row, **extra}
 
 
@@ -98,7 +98,7 @@ def test_markdown_table_has_one_line_per_row(rows):
     table = markdown_comparison(out).splitlines()
     assert len(table) == 2 + len(out)
     assert table[0].startswith("| recipe | tier | n | accuracy | think tok (mean) | total tok (mean) |")
-    assert table[3] == "| tldr | medium | 300 | 0.150 | 41.0 | 52.0 | 0.500 | 0.000 | - | - | - | 180 | yes |"
+    assert table[3] == "| tldr | medium | 300 | 0.150 | 41.0 | 52.0 | 0.500 | 0.250 | 0.000 | - | - | - | 180 | yes |"
     assert table[-1].startswith("| oracle | - | 300 | 1.000 | 41.1 | 52.1 |") and table[-1].endswith("| - | - |")
 
 
@@ -189,6 +189,6 @@ def test_efficiency_columns_and_length_histograms(tmp_path):
     out = comparison_rows(rows, {"tldr": {}})
     table = markdown_comparison(out).splitlines()
     assert "| acc / 1k think tok | OTB acc | AES (vs sft; w 1, b 5, g 10) | train wall (s) | Pareto |" in table[0]
-    assert table[3] == "| tldr | medium | 300 | 0.500 | 50.0 | 61.0 | 0.500 | 0.000 | 10.0 | 0.400 | 0.500 | - | yes |"
+    assert table[3] == "| tldr | medium | 300 | 0.500 | 50.0 | 61.0 | 0.500 | 0.250 | 0.000 | 10.0 | 0.400 | 0.500 | - | yes |"
     paths = write_comparison(out, tmp_path, {}, eval_rows=rows)
     assert _png_size(paths["hist"])[0] > 0 and paths["hist"].name == "length_hist.png"
