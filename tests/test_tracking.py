@@ -102,7 +102,7 @@ def test_offline_runs_carry_the_comparison_config(no_wandb_env):
         grpo = parse_args(["--stage", "grpo", "--rewards", "tldr", "--budget", "long"], stage_types())
         lcrl_config_callback(grpo).on_train_begin(None, None, None)
         assert wandb.run.config["reward_recipe"] == "tldr" and wandb.run.config["lcrl"]["budget"] == "long"
-        assert wandb.run.config["tier_penalty"]["long"] == 0.1
+        assert wandb.run.config["tier_penalty"]["long"] == 5.0  # the synthetic preset's long tier
     finally:
         wb.finish()
 
