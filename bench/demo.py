@@ -56,7 +56,10 @@ def run_stage(args: list[str]) -> tuple[float, float]:
     """Run one ``accelerate launch train.py`` command; its wall seconds and peak resident MB (its own process tree)."""
     logger.info("=== accelerate launch train.py %s", " ".join(args))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([*ACCELERATE, "train.py", *args], cwd=REPO)
+    # accelerate launch gives its process one CPU thread unless OMP_NUM_THREADS is set; the Makefile sets it to the
+    # core count, and so does this script when run by hand, so both time the same demo
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
+    proc = subprocess.Popen([*ACCELERATE, "train.py", *args], cwd=REPO, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
