@@ -104,15 +104,16 @@ def run_demo(seed: int | None, out: Path) -> dict:
     walls, peaks = {}, {}
     # The stages resume from the checkpoints of an earlier run in the same folders: figures of such a run are
     # valid, but its wall time is not that of a demo (measured: 2.3 min instead of ~11); it is flagged.
-    resumed = (out if seed is not None else REPO / "outputs/tiny").joinpath("sft").exists()
+    root = out if seed is not None else REPO / "outputs/tiny"  # where stages() writes
+    resumed = (root / "sft").exists()
     if resumed:
         logger.warning("%s holds an earlier run: stages resume from its checkpoints and the wall time is not a full "
-                       "demo's (delete the folder to time one)", out if seed is not None else REPO / "outputs/tiny")
+                       "demo's (delete the folder to time one)", root)
     start = time.perf_counter()
     for args in stages(seed, out):
         name = args[1]
         walls[name], peaks[name] = run_stage(args)
-    eval_dir = out / "eval" if seed is not None else REPO / "outputs/tiny/eval"
+    eval_dir = root / "eval"
     rows = json.loads((eval_dir / "results.json").read_text())["rows"]
     result = {"seed": 0 if seed is None else seed, "resumed": resumed, "wall_seconds": walls,
               "total_wall_seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": peaks,

@@ -94,8 +94,6 @@ def _target_text(trace: Trace, tier: str, target: str) -> str:
     if tier not in TIERED_RATES:
         raise ValueError(f"sft_target tiered has no trace for the {tier!r} tier (the no-thinking choice is learned in "
                          f"GRPO, rewards.adaptive); tiered SFT takes: {', '.join(TIERED_RATES)}")
-    if not TIERED_RATES[tier]:
-        return trace.oracle_text
     return make_trace(trace.problem, random.Random(f"tiered-{trace.problem.id}"), rates=TIERED_RATES[tier]).text
 
 
