@@ -36,6 +36,12 @@ TIERED_RATES: dict[str, dict[str, float]] = {
 }
 
 
+# sft_completion tiered (SFT on --stage prune output): each tier learns the trace of a pruned row that matches its
+# length: short the pruned prefix without its skippable chunks (skip-thinking), medium the validated prefix, long the
+# original trace. Real traces have no oracle; these three are the lengths pruning found sufficient, on-policy.
+TIERED_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": "completion", "long": "full_completion"}
+
+
 def make_prompt(question: str, tier: str, tiers: Mapping[str, Tier] | None = None) -> list[dict[str, str]]:
     """The chat prompt: the question followed by the tier's length instruction."""
     return [{"role": "user", "content": f"{question}\n{tier_instruction(tier, tiers)}"}]
@@ -104,12 +110,14 @@ def rows_dataset(
     budget: str,
     tiers: Mapping[str, Tier],
     seed: int = 0,
-    field: str | None = "completion",
+    field: str | Mapping[str, str] | None = "completion",
 ) -> Dataset:
     """Prompt/completion SFT data from rows with ``id``, ``question`` and ``solution`` (e.g. ``pruned.jsonl``, or a
     real dataset's rows from ``data.dataset_task``): the task prompt with its tier, and the row's ``field``
     (``completion``: the pruned or real trace; ``skip_completion``; ``full_completion``) as the answer.
-    ``field=None``: prompts only (GRPO, evaluation)."""
+    ``field`` may map each tier to a field (``TIERED_COMPLETIONS``: as long as each prompt's tier asks); a tier it
+    does not map or a row without the field is a ``ValueError`` naming them. ``field=None``: prompts only (GRPO,
+    evaluation)."""
     names = assign_tiers(len(rows), budget, seed=seed)
     columns: dict[str, list] = {
         "id": [r["id"] for r in rows],
@@ -118,7 +126,14 @@ def rows_dataset(
         "tier": names,
     }
     if field is not None:
-        columns["completion"] = [[{"role": "assistant", "content": r[field]}] for r in rows]
+        per_tier = field if isinstance(field, Mapping) else dict.fromkeys(names, field)
+        missing = sorted(set(names) - set(per_tier))
+        if missing:
+            raise ValueError(f"no SFT completion for tier(s) {missing}; tiers with one: {', '.join(per_tier)}")
+        for r, t in zip(rows, names):
+            if per_tier[t] not in r:
+                raise ValueError(f"row {r.get('id')!r} has no {per_tier[t]!r} (the {t} tier's completion)")
+        columns["completion"] = [[{"role": "assistant", "content": r[per_tier[t]]}] for r, t in zip(rows, names)]
     return Dataset.from_dict(columns)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from data.budgets import ALL_TIERS, BUDGET_CHOICES, resolve_tiers
+from data.tasks import TIERED_COMPLETIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -27,7 +28,9 @@ DEFAULT_RECIPE_DIR = CONFIG_DIR / "tiny"
 TASKS = ("synthetic", "dataset")
 SFT_TARGETS = ("full", "oracle", "tiered")
 SFT_MODES = ("full", "chunkwise", "skip")
-SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion"}
+# sft_completion -> the pruned row's field (tiered: one per tier, data.tasks.TIERED_COMPLETIONS)
+SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion",
+                   "tiered": TIERED_COMPLETIONS}
 PRUNE_CONCLUSIONS = ("original", "model")
 
 
@@ -107,7 +110,8 @@ class LcrlArguments:
         default="pruned",
         metadata={
             "help": "With sft_data and sft_mode full, the trace of each pruned row to learn: pruned (the validated "
-            "prefix), skip (the prefix without its skippable chunks) or full (the original trace).",
+            "prefix), skip (the prefix without its skippable chunks), full (the original trace) or tiered (as long "
+            "as each prompt's tier asks: skip for short, pruned for medium, full for long).",
             "choices": list(SFT_COMPLETIONS),
         },
     )

@@ -10,7 +10,7 @@ from trl import SFTConfig, SFTTrainer
 
 import train
 from data.budgets import resolve_tiers
-from data.tasks import chunked_dataset, rows_dataset, trace_rows
+from data.tasks import TIERED_COMPLETIONS, chunked_dataset, rows_dataset, trace_rows
 from data.synthetic import generate
 from rl.config import InitArguments
 from rl.tiny_model import build_model
@@ -103,7 +103,20 @@ def test_sft_completion_picks_the_trace_of_a_pruned_row(tmp_path, capsys):
     argv = ["--stage", "sft", "--sft_data", str(data), "--dry_run", "--sft_completion"]
     assert train.main([*argv, "pruned"]) == 0
     assert train.main([*argv, "skip"]) == 2
-    assert "no 'skip_completion' (needed by sft_completion skip)" in capsys.readouterr().err
+    assert "row 'r0' has no 'skip_completion'" in capsys.readouterr().err
+
+
+def test_tiered_completions_give_each_tier_the_pruned_trace_of_its_length():
+    """sft_completion tiered: short learns the skip-thinking trace, medium the validated prefix, long the original."""
+    row = {**ROW, "skip_completion": "<think>\nshort\n</think>\n\nA", "full_completion": "<think>\nlong\n</think>"}
+    rows = [{**row, "id": f"r{i}"} for i in range(30)]
+    data = rows_dataset(rows, "mixed", resolve_tiers(None), field=TIERED_COMPLETIONS)
+    by_tier = {t: {ex["completion"][0]["content"] for ex in data if ex["tier"] == t} for t in ("short", "medium", "long")}
+    assert by_tier == {"short": {row["skip_completion"]}, "medium": {ROW["completion"]},
+                       "long": {row["full_completion"]}}
+    assert all(f"Reasoning length: {ex['tier']}." in ex["prompt"][0]["content"] for ex in data)
+    with pytest.raises(ValueError, match=r"no SFT completion for tier\(s\) \['none'\]"):
+        rows_dataset(rows, "mixed_none", resolve_tiers(None), field=TIERED_COMPLETIONS)
 
 
 def test_a_rerun_resumes_only_a_run_with_the_same_settings(tiny_base, tmp_path, capsys):

@@ -59,9 +59,11 @@ def run(run: ParsedRun) -> None:
     if lcrl.sft_mode == "full":
         if rows is not None:
             field = SFT_COMPLETIONS[lcrl.sft_completion]
-            if field not in rows[0]:
-                raise ConfigError(f"sft_data rows have no {field!r} (needed by sft_completion {lcrl.sft_completion})")
-            train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
+            try:
+                train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
+            except ValueError as exc:
+                raise ConfigError(f"sft_data {lcrl.sft_data!r} with sft_completion {lcrl.sft_completion}: {exc} "
+                                  "(skip_completion needs --stage prune with skip_chunks: true)") from exc
         else:
             train = task_dataset(lcrl, "train", target=lcrl.sft_target)
         what = f"{lcrl.sft_completion} pruned-data" if rows else lcrl.sft_target
