@@ -263,9 +263,14 @@ def ingest(rows: Iterable[Mapping[str, Any]], fmap: FieldMap) -> IngestResult:
 
 
 def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
-    """Rows of a ``.json`` (a list, or a mapping holding one list), ``.jsonl`` file, or a Hub dataset ``split``."""
+    """Rows of a ``.json`` (a list, or a mapping holding one list), ``.jsonl`` or ``.parquet`` file, or a Hub
+    dataset ``split``."""
     path = Path(source)
     if path.is_file():
+        if path.suffix == ".parquet":  # e.g. a local copy of a Hub dataset's file
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
         if path.suffix == ".jsonl":
             return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         data = json.loads(path.read_text())
@@ -277,7 +282,7 @@ def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
         if not isinstance(data, list):
             raise ValueError(f"{source}: expected a list of records")
         return data
-    if path.suffix in (".json", ".jsonl"):
+    if path.suffix in (".json", ".jsonl", ".parquet"):
         raise FileNotFoundError(f"trace file {source!r} not found")
     from datasets import load_dataset
 

@@ -180,6 +180,24 @@ def test_resume_with_other_settings_is_refused(tmp_path, engine, capsys):
     assert "other settings (min_steps: 1 -> 2)" in capsys.readouterr().err
 
 
+def test_unreadable_traces_are_a_named_error_and_a_hub_source_is_not_read_in_a_dry_run(tmp_path, engine, capsys,
+                                                                                        monkeypatch):
+    out = tmp_path / "prune"
+    assert prune(out, "--traces", str(tmp_path / "absent.jsonl")) == 2
+    assert "traces '" in (err := capsys.readouterr().err) and "cannot be read" in err and "not found" in err
+    assert not out.exists()
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'org/traces' on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    assert prune(out, "--traces", "org/traces") == 2  # a run reads it: the network error is named
+    assert "traces 'org/traces' cannot be read" in capsys.readouterr().err
+    assert prune(out, "--traces", "org/traces", "--dry_run", "true") == 0  # a dry run does not read it
+    assert not out.exists()
+
+
 def test_a_run_that_wrote_nothing_is_no_resume(tmp_path, tiny_tokenizer, monkeypatch, capsys):
     """A mistyped model fails before any record is written; the corrected command then runs in the same dir."""
     def make_engine(path, *args, **kwargs):

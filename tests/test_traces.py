@@ -55,6 +55,14 @@ def test_both_schemas_through_jsonl_and_an_explicit_mapping(shared_dir, tmp_path
     result = load_traces(str(path), mapping)
     assert len(result.records) == 5
     assert read_rows(str(path)) == rows
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "t.parquet"  # a local copy of a Hub dataset's file
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    assert read_rows(str(parquet)) == rows and len(load_traces(str(parquet), mapping).records) == 5
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_rows(str(tmp_path / "absent.parquet"))
 
 
 def test_opening_tag_and_dotted_paths():

@@ -57,7 +57,11 @@ SETTINGS = ("model_name_or_path", "traces", "trace_split", "trace_fields", "answ
 def load_records(lcrl: LcrlArguments, args: PruneArguments) -> tuple[list[TraceRecord], list[Skipped]]:
     """The traces to prune (a file/Hub dataset, or the synthetic train split) and the records skipped on ingestion."""
     if args.traces:
-        result = load_traces(args.traces, args.trace_fields, args.trace_split)
+        try:
+            result = load_traces(args.traces, args.trace_fields, args.trace_split)
+        except (OSError, ValueError, ConnectionError) as exc:
+            raise ConfigError(f"traces {args.traces!r} cannot be read (a .json/.jsonl/.parquet file or a Hub dataset "
+                              f"id): {exc}") from exc
         records, skipped = result.records, result.skipped
     else:
         records = synthetic_records(task_traces(lcrl, "train", lcrl.num_train))
@@ -239,6 +243,10 @@ def run(run: ParsedRun) -> None:
 
     lcrl, (args,) = run.lcrl, run.stage_args
     world = log_world("prune").num_processes
+    if lcrl.dry_run and args.traces and not Path(args.traces).exists():
+        logger.info("dry run: traces %r are a Hub dataset, read when the stage runs; nothing loaded or written",
+                    args.traces)
+        return
     records, skipped = load_records(lcrl, args)
     logger.info("prune: %d traces to validate with %s, %d skipped on ingestion", len(records),
                 args.model_name_or_path, len(skipped))
