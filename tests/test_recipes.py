@@ -42,9 +42,9 @@ PRUNED_ROW = {"id": "r0", "question": "Start with 3. Add 2.", "solution": "5", "
 def recipe_stage(path: Path) -> str:
     """The stage a recipe file is for, from its name: ``<stage>``, ``<stage>_<variant>`` or ``<variant>_<stage>``."""
     words = re.split(r"[_\-.]", path.stem)
-    for stage in STAGE_MODULES:
-        if words[0] == stage or words[-1] == stage:
-            return stage
+    for word in (words[0], words[-1]):  # <stage>_<variant> first: eval_sft.yaml evaluates SFT models
+        if word in STAGE_MODULES:
+            return word
     raise AssertionError(f"{path}: name a recipe <stage>.yaml, <stage>_<variant>.yaml or "
                          f"<variant>_<stage>.yaml with a stage of {', '.join(STAGE_MODULES)}")
 
@@ -73,6 +73,7 @@ def test_recipes_are_discovered_and_named_by_stage():
     assert {"configs/tiny/grpo.yaml", "configs/tiny/eval_sweep.yaml", "configs/tiny/sft_pruned.yaml"} <= found
     assert not any("/rewards/" in p or "/accelerate/" in p for p in found)
     assert recipe_stage(CONFIGS / "tiny" / "sft_pruned.yaml") == "sft"
+    assert recipe_stage(CONFIGS / "smollm2" / "real" / "eval_sft.yaml") == "eval"
     assert recipe_stage(CONFIGS / "tiny" / "eval_sweep.yaml") == "eval"
     assert recipe_stage(Path("configs/smollm2/smollm2_grpo.yaml")) == "grpo"
     with pytest.raises(AssertionError, match="name a recipe <stage>.yaml"):
