@@ -10,7 +10,7 @@ export WANDB_SILENT := true
 # OMP_WAIT_POLICY=PASSIVE: 25% slower alone, but no spin-wait collapse when the cores are busy.)
 export OMP_NUM_THREADS ?= $(shell nproc)
 
-.PHONY: install demo demo-seeds demo-check test test-fast bench compare sampling tiers budget-rollouts prune clean
+.PHONY: install demo demo-seeds demo-check test test-fast bench compare sampling tiers budget-rollouts prune real clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -103,6 +103,13 @@ prune: install
 	$(ACCEL) train.py --stage eval --config configs/tiny/eval_prune.yaml
 	cp outputs/tiny/prune/report.md bench/results/prune_report.md
 	cp outputs/tiny/eval_prune/results.md bench/results/prune_eval.md
+
+# The tiered pipeline on a real pretrained model (issue 12), on this CPU: SmolLM2-135M-Instruct (GGUF, real BPE
+# tokenizer and chat template, LoRA merged after each training stage) through SFT on long traces -> prune -> tier SFT
+# -> GRPO mixed -> eval per tier, greedy and sampled (configs/smollm2/real/). Resumable: re-run to continue.
+# Results, wall time per stage: bench/results/real.md.
+real: install
+	$(BIN)/python bench/real.py
 
 clean:
 	rm -rf outputs wandb

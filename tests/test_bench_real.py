@@ -1,0 +1,50 @@
+"""bench/real.py (make real): the figures it reads from the eval stages' results and the targets it checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.real import REPO, STAGES, figures, markdown, misses
+
+
+def write_rows(out: Path, name: str, rows: list[dict]) -> None:
+    (out / name).mkdir(parents=True)
+    (out / name / "results.json").write_text(json.dumps({"rows": rows}))
+
+
+def row(model: str, tier: str, acc: float, think: float, mode: str = "think") -> dict:
+    return {"model": model, "tier": tier, "mode": mode, "control": "none", "accuracy": acc,
+            "think_tokens_mean": think, "within_band": 0.5}
+
+
+def results(tmp_path: Path, lengths: tuple[float, float, float], medium_acc: float = 0.95) -> dict:
+    write_rows(tmp_path, "eval_sft", [row("sft", "medium", 0.96, 130.0), row("sft", "medium", 0.1, 0.0, "no-think")])
+    for folder in ("eval", "eval_sampled"):
+        tiers = [row("grpo-mixed", t, medium_acc if t == "medium" else 0.95, n)
+                 for t, n in zip(("short", "medium", "long"), lengths)]
+        write_rows(tmp_path, folder, [*tiers, row("grpo-mixed", "medium", 0.0, 40.0, "no-think")])
+    return figures(tmp_path)
+
+
+def test_a_run_meeting_every_target_has_no_misses(tmp_path):
+    fig = results(tmp_path, (60.0, 85.0, 140.0))
+    assert fig["sft"] == {"accuracy": 0.96, "think_tokens": 130.0, "no_think_accuracy": 0.1}
+    assert len(fig["tiers"]) == 6  # 3 tiers x (greedy, sampled); the no-think rows are left out
+    assert misses(fig) == []
+    text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {"trl": "1"}},
+                     "figures": fig, "wall_seconds": {"sft": 60.0, "prune": 30.0}, "misses": []})
+    assert "| total | 90 (1.5 min) |" in text and "Targets missed: none" in text
+
+
+def test_unordered_tiers_and_a_medium_too_long_or_too_wrong_are_missed(tmp_path):
+    got = misses(results(tmp_path, (60.0, 100.0, 95.0), medium_acc=0.90))
+    assert any("greedy: tiers not ordered" in m for m in got)
+    assert any("sampled t=0.6: tiers not ordered" in m for m in got)
+    assert any(m.startswith("medium 23.1% shorter than SFT at +0.060 accuracy loss") for m in got)
+
+
+def test_every_stage_runs_a_recipe_of_the_real_pipeline():
+    for args, done in STAGES.values():
+        assert args[0] == "--stage" and Path(args[3]).parent.as_posix() == "configs/smollm2/real"
+        assert (REPO / args[3]).is_file() and done.endswith(".json")
