@@ -41,7 +41,7 @@ from bench_generation import SFT, load_engine  # noqa: E402
 from data.prune import binary_cut  # noqa: E402
 from data.segment import SegmentConfig, join_steps, segment  # noqa: E402
 from data.tasks import make_prompt, synthetic_traces  # noqa: E402
-from data.traces import synthetic_records  # noqa: E402
+from data.tasks import synthetic_records  # noqa: E402
 from rewards.correctness import get_grader  # noqa: E402
 from rl.engine import SamplingParams  # noqa: E402
 from rl.stages.prune import EngineValidator  # noqa: E402

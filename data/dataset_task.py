@@ -49,6 +49,7 @@ from typing import Any
 from data.benchmarks import BOXED_INSTRUCTION
 from data.benchmarks import SOURCES as BENCHMARK_SOURCES
 from data.traces import (
+    LOCAL_SUFFIXES,
     SCHEMAS,
     FieldMap,
     Skipped,
@@ -64,7 +65,6 @@ from data.gold import GOLD_FIELDS, latex_gold
 
 logger = logging.getLogger(__name__)
 
-LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 GOLD_FORMATS: tuple[str, ...] = ("latex", *GOLD_FIELDS)
 _TRACE_KEYS = tuple(f.name for f in dataclasses.fields(FieldMap))
 _PROMPT_KEYS = ("question", "gold", "id", "context", "gold_separator", "gold_boxed", "gold_format")
@@ -181,24 +181,11 @@ class DatasetSpec:
 
 def open_rows(spec: DatasetSpec, split: str) -> Sequence[Mapping[str, Any]]:
     """The records of ``split``: a list (JSON files) or a ``datasets.Dataset`` (parquet, csv, folders, the Hub)."""
-    path = Path(spec.path)
-    if spec.is_local:
-        if not path.exists():
-            raise FileNotFoundError(f"dataset file {spec.path!r} not found")
-        if path.is_file() and path.suffix in (".jsonl", ".json"):
-            return read_rows(str(path))
-        from datasets import load_dataset
-
-        if path.is_file():
-            kind = {".parquet": "parquet", ".csv": "csv"}.get(path.suffix)
-            if kind is None:
-                raise ValueError(f"cannot read {spec.path!r}: use {', '.join(LOCAL_SUFFIXES)} or a folder")
-            return load_dataset(kind, data_files=str(path), split="train")
-        return load_dataset(str(path), spec.name, split=split)
-    from datasets import load_dataset
-
-    logger.info("loading %s (%s, split %s) from the Hub", spec.path, spec.name, split)
-    return load_dataset(spec.path, spec.name, split=split)
+    if spec.is_local and not Path(spec.path).exists():
+        raise FileNotFoundError(f"dataset file {spec.path!r} not found")
+    if not spec.is_local:
+        logger.info("loading %s (%s, split %s) from the Hub", spec.path, spec.name, split)
+    return read_rows(spec.path, split, spec.name)
 
 
 def _batches(rows: Sequence[Mapping[str, Any]], shuffle: bool, seed: int) -> Iterator[tuple[int, list[dict]]]:

@@ -17,6 +17,7 @@ from datasets import Dataset
 from data.budgets import Tier, assign_tiers, tier_instruction
 from data.format import THINK_CLOSE, THINK_OPEN
 from data.synthetic import REDUNDANCY_RATES, SyntheticConfig, Trace, generate, make_trace
+from data.traces import TraceRecord
 
 TARGETS = ("full", "oracle", "tiered")
 # sft_target tiered: the redundant paragraphs of each tier's trace (kind -> probability; short is the oracle).
@@ -207,3 +208,18 @@ def trace_rows(traces: Sequence[Trace], tokenizer, segment_config=None, chunk_co
         rows.append({"id": t.problem.id, "question": t.problem.question, "solution": str(t.problem.answer),
                      "chunks": chunks, "skippable": [], "conclusion": t.conclusion})
     return rows
+
+
+def synthetic_records(traces: Sequence[Trace]) -> list[TraceRecord]:
+    """The embedded task's traces as records; ``meta`` keeps the oracle thinking and the paragraph kinds."""
+    return [
+        TraceRecord(
+            id=t.problem.id,
+            question=t.problem.question,
+            thinking=t.thinking.strip(),
+            conclusion=t.conclusion,
+            gold=[str(t.problem.answer)],
+            meta={"oracle_thinking": t.oracle_thinking.strip(), "kinds": [p.kind for p in t.paragraphs]},
+        )
+        for t in traces
+    ]

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from data.format import THINK_CLOSE, THINK_OPEN, last_boxed
-from data.synthetic import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -262,15 +261,16 @@ def ingest(rows: Iterable[Mapping[str, Any]], fmap: FieldMap) -> IngestResult:
     return IngestResult(records, skipped)
 
 
-def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
-    """Rows of a ``.json`` (a list, or a mapping holding one list), ``.jsonl`` or ``.parquet`` file, or a Hub
-    dataset ``split``."""
-    path = Path(source)
-    if path.is_file():
-        if path.suffix == ".parquet":  # e.g. a local copy of a Hub dataset's file
-            import pyarrow.parquet as pq
+# Local files besides JSON, read by ``datasets`` (kept as a ``Dataset``: OpenR1's parquet is GBs as Python dicts)
+DATASETS_KINDS = {".parquet": "parquet", ".csv": "csv"}
+LOCAL_SUFFIXES = (".jsonl", ".json", *DATASETS_KINDS)
 
-            return pq.read_table(path).to_pylist()
+
+def read_rows(source: str, split: str = "train", name: str | None = None) -> Sequence[Mapping[str, Any]]:
+    """Rows of a ``.json`` (a list, or a mapping holding one list) or ``.jsonl`` file (a list), a ``.parquet`` or
+    ``.csv`` file, a folder or a Hub dataset ``split`` (config ``name``) (a ``datasets.Dataset``)."""
+    path = Path(source)
+    if path.is_file() and path.suffix in (".json", ".jsonl"):
         if path.suffix == ".jsonl":
             return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         data = json.loads(path.read_text())
@@ -282,11 +282,15 @@ def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
         if not isinstance(data, list):
             raise ValueError(f"{source}: expected a list of records")
         return data
-    if path.suffix in (".json", ".jsonl", ".parquet"):
-        raise FileNotFoundError(f"trace file {source!r} not found")
+    if path.suffix in LOCAL_SUFFIXES and not path.is_file():
+        raise FileNotFoundError(f"file {source!r} not found")
     from datasets import load_dataset
 
-    return list(load_dataset(source, split=split))
+    if path.is_file():
+        if path.suffix not in DATASETS_KINDS:
+            raise ValueError(f"cannot read {source!r}: use {', '.join(LOCAL_SUFFIXES)}, a folder or a Hub dataset")
+        return load_dataset(DATASETS_KINDS[path.suffix], data_files=str(path), split="train")
+    return load_dataset(source, name, split=split)  # a folder or a Hub id
 
 
 def load_traces(source: str, fields_spec: str | Mapping[str, Any] | None = "auto", split: str = "train") -> IngestResult:
@@ -300,18 +304,3 @@ def load_traces(source: str, fields_spec: str | Mapping[str, Any] | None = "auto
 def render_completion(thinking: str, conclusion: str) -> str:
     """The R1 completion text ``<think>\\n thinking \\n</think>\\n\\n conclusion`` (the synthetic task's shape)."""
     return f"{THINK_OPEN}\n{thinking.strip()}\n{THINK_CLOSE}\n\n{conclusion.strip()}"
-
-
-def synthetic_records(traces: Sequence[Trace]) -> list[TraceRecord]:
-    """The embedded task's traces as records; ``meta`` keeps the oracle thinking and the paragraph kinds."""
-    return [
-        TraceRecord(
-            id=t.problem.id,
-            question=t.problem.question,
-            thinking=t.thinking.strip(),
-            conclusion=t.conclusion,
-            gold=[str(t.problem.answer)],
-            meta={"oracle_thinking": t.oracle_thinking.strip(), "kinds": [p.kind for p in t.paragraphs]},
-        )
-        for t in traces
-    ]

@@ -17,8 +17,8 @@ from data.traces import (
     load_traces,
     read_rows,
     render_completion,
-    synthetic_records,
 )
+from data.tasks import synthetic_records
 
 
 def test_closing_tag_only_schema_loads(shared_dir):
@@ -60,7 +60,7 @@ def test_both_schemas_through_jsonl_and_an_explicit_mapping(shared_dir, tmp_path
 
     parquet = tmp_path / "t.parquet"  # a local copy of a Hub dataset's file
     pq.write_table(pa.Table.from_pylist(rows), parquet)
-    assert read_rows(str(parquet)) == rows and len(load_traces(str(parquet), mapping).records) == 5
+    assert list(read_rows(str(parquet))) == rows and len(load_traces(str(parquet), mapping).records) == 5
     with pytest.raises(FileNotFoundError, match="not found"):
         read_rows(str(tmp_path / "absent.parquet"))
 

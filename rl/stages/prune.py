@@ -38,8 +38,8 @@ from data.completion_format import CompletionFormat
 from data.prune import CutResult, Request, binary_cut, skip_search, validation_bound
 from data.prune_io import DROPPED, PRUNED, JsonlLog, check_settings, write_outputs
 from data.segment import join_steps, segment
-from data.tasks import make_prompt
-from data.traces import Skipped, TraceRecord, load_traces, render_completion, synthetic_records
+from data.tasks import make_prompt, synthetic_records
+from data.traces import Skipped, TraceRecord, load_traces, render_completion
 from rl.config import ConfigError, LcrlArguments, PruneArguments
 from rl.distributed import RowBuffer, broadcast, gather_sum, is_main, log_world, shard
 from rl.recipes import ParsedRun, dump_run
