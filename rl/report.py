@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data.budgets import Tier
 from data.completion_format import CompletionFormat
 from rl.efficiency import accuracy_per_1k, overthinking_adjusted_accuracy, split_lengths
 from rl.engine import Generation
@@ -53,17 +54,18 @@ def summarize(
     generations: Sequence[Generation],
     scores: Sequence[float | None],
     fmt: CompletionFormat | int | None,
-    budget: int | None,
+    tier: Tier | int | None,
     prefilled_thinking: bool = False,
     num_samples: int = 1,
     t_max: int = 1000,
-    floor: int = 0,
 ) -> dict[str, Any]:
     """Accuracy and token statistics of one model on one set of prompts.
 
     Thinking tokens count up to and including ``</think>`` (all tokens if it never closes); with the thinking
-    prefilled (no-thinking mode) they are 0, or the tokens up to a second close marker the model wrote anyway. ``within_budget`` is the share whose thinking fits ``budget``,
-    ``within_band`` the share within the tier's band ``[floor, budget]`` (``data.budgets.Tier.in_band``).
+    prefilled (no-thinking mode) they are 0, or the tokens up to a second close marker the model wrote anyway.
+    ``tier``: the prompts' tier, or a plain budget of thinking tokens (its band ``[0, budget]``; 0: no thinking), or
+    ``None``. ``within_budget`` is the share whose thinking fits the budget, ``within_band`` the share within the
+    tier's band (``Tier.in_band``); for the no-thinking tier both are the share that skipped the thinking.
     With ``num_samples = k > 1`` the generations are problem-major (k consecutive samples per problem); ``n`` is
     the number of problems, ``accuracy`` avg@k and ``pass_at_k`` the share of problems solved at least once.
     A score of ``None`` (the gold answer does not parse) leaves the accuracy and the efficiency metrics;
@@ -74,6 +76,9 @@ def summarize(
         raise ValueError(f"{len(generations)} generations are not a whole number of {num_samples} samples each")
     if isinstance(fmt, int):
         fmt = CompletionFormat.from_ids([fmt])
+    if isinstance(tier, int):
+        tier = Tier(f"budget {tier}", "", budget=tier, penalty=0.0)
+    thinks = tier is not None and tier.thinks
     think = [_thinking_tokens(g, fmt, prefilled_thinking) for g in generations]
     total = [g.num_tokens for g in generations]
     m = len(generations)
@@ -86,13 +91,13 @@ def summarize(
         "think_tokens_median": statistics.median(think),
         "answer_tokens_mean": statistics.fmean(t - k for t, k in zip(total, think)),
         "total_tokens_mean": statistics.fmean(total),
-        "within_budget": (sum(k <= budget for k in think) / m) if budget else None,
-        "within_band": (sum(floor <= k <= budget for k in think) / m) if budget else None,
+        "within_budget": (sum(k <= tier.budget for k in think) / m) if thinks else None,
+        "within_band": (sum(tier.in_band(k, skipped=False) for k in think) / m) if thinks else None,
         "skipped_thinking": None if fmt is None or prefilled_thinking else
         sum(fmt.skips_thinking(g.token_ids) for g in generations) / m,
         "truncated": sum(not g.finished for g in generations) / m,
     }
-    if budget == 0:
+    if tier is not None and not tier.thinks:
         row["within_budget"] = row["within_band"] = row["skipped_thinking"]
     kept = [(s, t) for s, t in zip(scores, think) if s is not None]
     right, wrong = split_lengths([s for s, _ in kept], [t for _, t in kept])

@@ -81,7 +81,7 @@ def test_budget_curves_by_cap_split_by_correct_and_wrong():
 def test_summarize_adds_the_efficiency_columns():
     gens = [Generation("a", [1] * 99 + [END, 2], True), Generation("b", [1] * 299 + [END], True),
             Generation("c", [1] * 199 + [END], True), Generation("d", [1] * 400, False)]
-    row = summarize(gens, [1.0, 1.0, 0.0, 0.0], END, budget=None, t_max=1000)
+    row = summarize(gens, [1.0, 1.0, 0.0, 0.0], END, None, t_max=1000)
     # thinking 100, 300, 200, 400: mean 250, accuracy 0.5
     assert row["accuracy_per_1k"] == pytest.approx(2.0)
     assert row["otb_accuracy"] == pytest.approx((0.9 + 0.7) / 4)

@@ -25,14 +25,15 @@ def gen(think: int, answer: int, finished: bool = True, text: str = "") -> Gener
 
 def test_summarize_counts_thinking_with_the_format_and_leaves_unparsable_golds_out():
     gens = [gen(10, 5), gen(20, 3), gen(4, 1)]
-    row = summarize(gens, [1.0, 0.0, None], FMT, budget=12)
+    row = summarize(gens, [1.0, 0.0, None], FMT, 12)
     assert row["accuracy"] == 0.5 and row["unparsable_gold"] == 1 and row["n"] == 3
     assert row["think_tokens_mean"] == pytest.approx(34 / 3) and row["answer_tokens_mean"] == pytest.approx(3)
     assert row["within_budget"] == pytest.approx(2 / 3)
     assert row["within_band"] == pytest.approx(2 / 3)  # no floor: the band is [0, budget]
-    banded = summarize(gens, [1.0, 0.0, None], FMT, budget=12, floor=8)  # thinking 10, 20, 4: only 10 in [8, 12]
+    tier = Tier("medium", "", budget=12, penalty=0.5, floor=8)
+    banded = summarize(gens, [1.0, 0.0, None], FMT, tier)  # thinking 10, 20, 4: only 10 in [8, 12]
     assert banded["within_budget"] == pytest.approx(2 / 3) and banded["within_band"] == pytest.approx(1 / 3)
-    assert summarize(gens, [1.0, 1.0, 1.0], None, budget=None)["think_tokens_mean"] == pytest.approx(43 / 3)
+    assert summarize(gens, [1.0, 1.0, 1.0], None, None)["think_tokens_mean"] == pytest.approx(43 / 3)
 
 
 def test_run_once_scores_truncated_and_unclosed_zero_and_excludes_unparsable_golds():

@@ -70,9 +70,9 @@ def test_none_tier_metric_is_the_share_that_skipped():
 
 def test_eval_report_for_the_none_tier():
     gens = [Generation("", SKIP, True, "eos"), Generation("", THINK, True, "eos")]
-    row = summarize(gens, [1.0, 1.0], END, budget=0)
+    row = summarize(gens, [1.0, 1.0], END, 0)
     assert row["within_budget"] == row["skipped_thinking"] == 0.5
-    assert summarize(gens, [1.0, 1.0], END, budget=10)["within_budget"] == 1.0
+    assert summarize(gens, [1.0, 1.0], END, 10)["within_budget"] == 1.0
 
 
 def test_eval_tiers_include_none():

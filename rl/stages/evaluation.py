@@ -171,8 +171,7 @@ def run_once(
         # the empty thinking and writes its steps before a second close marker), so it is no answer without thinking
         graded = [0.0 if fmt.is_closed(g.token_ids) else s for s, g in zip(graded, gens)]
     scores = [s if parses[gold] else None for s, gold in zip(graded, golds)]
-    row = summarize(gens, scores, fmt, tier.budget, prefilled_thinking=prefilled, num_samples=k, t_max=args.otb_t_max,
-                    floor=tier.floor)
+    row = summarize(gens, scores, fmt, tier, prefilled_thinking=prefilled, num_samples=k, t_max=args.otb_t_max)
     if row["unparsable_gold"]:
         logger.warning("%s: %d problems have a gold answer math-verify cannot read: left out of the accuracy", desc,
                        row["unparsable_gold"])
