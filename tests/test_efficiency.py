@@ -91,7 +91,8 @@ def test_summarize_adds_the_efficiency_columns():
 
 
 def test_eval_arguments_check_the_efficiency_options():
-    from rl.config import ConfigError, EvalArguments
+    from rl.config import ConfigError
+    from rl.eval_config import EvalArguments
 
     args = EvalArguments(models=["sft=a", "kimi=b"], aes_base="sft", otb_t_max=200)
     assert args.aes_weights == [1.0, 5.0, 10.0] and args.otb_t_max == 200

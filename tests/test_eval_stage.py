@@ -133,7 +133,7 @@ def test_each_models_vllm_engine_is_shut_down_before_the_next_and_top_p_reaches_
 def test_top_p_in_both_modes_and_in_the_r1_recipe():
     import yaml
 
-    from rl.config import EvalArguments
+    from rl.eval_config import EvalArguments
     from rl.stages.evaluation import sampling_params
 
     args = EvalArguments(models=["m"], temperature=0.6, top_p=0.95)

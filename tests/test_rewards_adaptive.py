@@ -9,7 +9,8 @@ from data.budgets import resolve_tiers
 from rewards import GradingConfig, RewardContext, build_rewards
 from rewards.adaptive import adaptthink_rewards
 from rewards.metrics import tier_metrics
-from rl.config import ConfigError, EvalArguments
+from rl.config import ConfigError
+from rl.eval_config import EvalArguments
 from rl.engine import Generation
 from rl.report import summarize
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from rl.config import EvalArguments, InitArguments, LcrlArguments, PruneArguments
+from rl.config import InitArguments, LcrlArguments, PruneArguments
+from rl.eval_config import EvalArguments
 from rl.recipes import ParsedRun
 from rl.refresh import RefreshArguments
 

@@ -47,7 +47,8 @@ from data.format import THINK_CLOSE, THINK_OPEN
 from data.tasks import make_prompt
 from rewards.correctness import EVAL_GRADING, get_grader
 from rewards.verify import gold_parses
-from rl.config import ConfigError, EvalArguments
+from rl.config import ConfigError
+from rl.eval_config import EvalArguments
 from rl.controls import BudgetForcing
 from rl.distributed import is_main, log_world, sharded_generate
 from rl.efficiency import AesWeights, add_aes, budget_curves
