@@ -87,3 +87,25 @@ def test_grpo_recipe_trains_two_lora_steps_on_cpu(tmp_path):
     assert any(w.abs().sum() > 0 for w in lora_b)  # B starts at zero: the two steps updated the adapter
     assert json.loads((out / "lcrl_config.json").read_text())["model_name_or_path"] == SMOLLM2
     assert json.loads((out / "config.json").read_text())["model_type"] == "llama"  # the merged full model
+
+
+def test_the_smollm2_tier_preset_fits_the_task_in_smollm2_tokens():
+    """synthetic_smollm2 (make real) is sized to the 2-3 operation task as SmolLM2's tokenizer counts it: oracle
+    traces (39 / 59 thinking tokens) within short, full traces mostly above medium's budget."""
+    import statistics
+
+    from data.budgets import resolve_tiers
+    from data.tasks import synthetic_traces
+    from rl.model_files import load_tokenizer
+
+    tokenizer = load_tokenizer(SMOLLM2)
+    tiers = resolve_tiers("synthetic_smollm2")
+    traces = synthetic_traces("train", 200, 0, {"max_ops": 3})
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+    assert {count(t.oracle_thinking) for t in traces} == {39, 59}
+    assert all(tiers["short"].in_band(count(t.oracle_thinking), skipped=False) for t in traces)
+    full = [count(t.thinking) for t in traces]
+    assert statistics.median(full) > tiers["medium"].budget and max(full) <= tiers["long"].budget
