@@ -30,6 +30,7 @@ from bench.demo import environment, run_stage  # noqa: E402
 RECIPES = "configs/smollm2/real"
 OUT = REPO / "outputs/smollm2/real"
 SAMPLED = ["--temperature", "0.6"]  # one sample a problem: generation is most of the CPU time
+DECODINGS = {"greedy": "eval", f"sampled t={SAMPLED[1]}": "eval_sampled"}  # label -> eval output folder
 # name -> (train.py arguments, the file that exists once the stage is done)
 STAGES: dict[str, tuple[list[str], str]] = {
     "sft": (["--stage", "sft", "--config", f"{RECIPES}/sft.yaml"], "sft/lcrl_config.json"),
@@ -56,7 +57,7 @@ def figures(out: Path = OUT) -> dict:
     think = {r["mode"]: r for r in rows(out, "eval_sft") if r["model"] == "sft"}
     fig = {"sft": {"accuracy": think["think"]["accuracy"], "think_tokens": think["think"]["think_tokens_mean"],
                    "no_think_accuracy": think["no-think"]["accuracy"]}, "tiers": []}
-    for decoding, folder in (("greedy", "eval"), ("sampled t=0.6", "eval_sampled")):
+    for decoding, folder in DECODINGS.items():
         for r in rows(out, folder):
             if r["mode"] == "think" and r.get("control") in ("none", None) and r["tier"] in TIERS:
                 fig["tiers"].append({"model": r["model"], "decoding": decoding, "tier": r["tier"],
@@ -71,7 +72,7 @@ def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
     if sft["accuracy"] < MIN_SFT_ACCURACY or sft["accuracy"] <= sft["no_think_accuracy"] + 0.3:
         out.append(f"SFT accuracy {sft['accuracy']:.3f} (no thinking {sft['no_think_accuracy']:.3f}; target >= "
                    f"{MIN_SFT_ACCURACY} and well above no thinking)")
-    for decoding in ("greedy", "sampled t=0.6"):
+    for decoding in DECODINGS:
         got = {r["tier"]: r for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
         lengths = [got[t]["think_tokens"] for t in TIERS]
         if not lengths[0] < lengths[1] < lengths[2]:
