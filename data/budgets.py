@@ -147,13 +147,18 @@ def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = No
     return tiers
 
 
+def budget_tiers(budget: str) -> tuple[str, ...]:
+    """The tiers a budget choice draws from: its mix's tiers, or the one tier it names."""
+    check_budget(budget)
+    return MIXES.get(budget, (budget,))
+
+
 def assign_tiers(n: int, budget: str, seed: int = 0) -> list[str]:
     """One tier name per example: the chosen tier for all, or for ``mixed`` / ``mixed_none`` a balanced shuffled
     assignment over the length tiers / all four tiers."""
-    check_budget(budget)
-    if budget not in MIXES:
+    pool = budget_tiers(budget)
+    if len(pool) == 1:
         return [budget] * n
-    pool = MIXES[budget]
     names = [pool[i % len(pool)] for i in range(n)]
     random.Random(seed).shuffle(names)
     return names

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from data.budgets import Tier, assign_tiers, tier_instruction
+from data.budgets import Tier, assign_tiers, budget_tiers, tier_instruction
 from data.format import THINK_CLOSE, THINK_OPEN
 from data.synthetic import REDUNDANCY_RATES, SyntheticConfig, Trace, generate, make_trace
 from data.traces import TraceRecord
@@ -118,8 +118,17 @@ def rows_dataset(
     (``completion``: the pruned or real trace; ``skip_completion``; ``full_completion``) as the answer.
     ``field`` may map each tier to a field (``TIERED_COMPLETIONS``: as long as each prompt's tier asks); a tier it
     does not map or a row without the field is a ``ValueError`` naming them. ``field=None``: prompts only (GRPO,
-    evaluation)."""
-    names = assign_tiers(len(rows), budget, seed=seed)
+    evaluation).
+
+    With a per-tier ``field`` every row comes once per tier of the budget (``mixed``: three examples): the same
+    question under each tier's sentence with the trace of that length, so the sentence is all that tells the lengths
+    apart. One tier drawn per row left SmolLM2 writing one length on every tier (``make real``, greedy and sampled).
+    """
+    if isinstance(field, Mapping):
+        pool = budget_tiers(budget)
+        rows, names = [r for r in rows for _ in pool], [t for _ in rows for t in pool]
+    else:
+        names = assign_tiers(len(rows), budget, seed=seed)
     columns: dict[str, list] = {
         "id": [r["id"] for r in rows],
         "prompt": [make_prompt(r["question"], t, tiers) for r, t in zip(rows, names)],

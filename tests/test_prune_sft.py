@@ -103,7 +103,11 @@ def test_sft_completion_picks_the_trace_of_a_pruned_row(tmp_path, capsys):
     argv = ["--stage", "sft", "--sft_data", str(data), "--dry_run", "--sft_completion"]
     assert train.main([*argv, "pruned"]) == 0
     assert train.main([*argv, "skip"]) == 2
-    assert "row 'r0' has no 'skip_completion'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "row 'r0' has no 'skip_completion'" in err and "needs --stage prune with skip_chunks: true" in err
+    assert train.main([*argv, "tiered", "--budget", "mixed_none"]) == 2  # no trace for the no-thinking tier
+    err = capsys.readouterr().err
+    assert "no SFT completion for tier(s) ['none']" in err and "skip_chunks" not in err
 
 
 def test_tiered_completions_give_each_tier_the_pruned_trace_of_its_length():
@@ -111,6 +115,9 @@ def test_tiered_completions_give_each_tier_the_pruned_trace_of_its_length():
     row = {**ROW, "skip_completion": "<think>\nshort\n</think>\n\nA", "full_completion": "<think>\nlong\n</think>"}
     rows = [{**row, "id": f"r{i}"} for i in range(30)]
     data = rows_dataset(rows, "mixed", resolve_tiers(None), field=TIERED_COMPLETIONS)
+    assert len(data) == 90  # every row once per tier: the tier sentence is all that tells the three apart
+    assert {(ex["id"], ex["tier"]) for ex in data} == {(r["id"], t) for r in rows for t in ("short", "medium", "long")}
+    assert len(rows_dataset(rows, "long", resolve_tiers(None), field=TIERED_COMPLETIONS)) == 30
     by_tier = {t: {ex["completion"][0]["content"] for ex in data if ex["tier"] == t} for t in ("short", "medium", "long")}
     assert by_tier == {"short": {row["skip_completion"]}, "medium": {ROW["completion"]},
                        "long": {row["full_completion"]}}
