@@ -62,8 +62,10 @@ def run(run: ParsedRun) -> None:
             try:
                 train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
             except ValueError as exc:
-                raise ConfigError(f"sft_data {lcrl.sft_data!r} with sft_completion {lcrl.sft_completion}: {exc} "
-                                  "(skip_completion needs --stage prune with skip_chunks: true)") from exc
+                hint = " (skip_completion needs --stage prune with skip_chunks: true)" if "skip_completion" in str(
+                    exc) else ""
+                raise ConfigError(f"sft_data {lcrl.sft_data!r} with sft_completion {lcrl.sft_completion}: {exc}"
+                                  f"{hint}") from exc
         else:
             train = task_dataset(lcrl, "train", target=lcrl.sft_target)
         what = f"{lcrl.sft_completion} pruned-data" if rows else lcrl.sft_target
