@@ -14,7 +14,8 @@ import pytest
 import train
 from data.benchmarks import BOXED_INSTRUCTION, SOURCES, load_benchmark
 from data.budgets import TIER_NAMES, resolve_tiers, tier_instruction
-from data.dataset_task import DatasetSpec, prompt_rows, resolve_fields, sft_rows
+from data.dataset_fields import resolve_fields
+from data.dataset_task import DatasetSpec, prompt_rows, sft_rows
 from data.format import THINK_CLOSE, THINK_OPEN
 from data.gold import latex_gold
 from rl.config import ConfigError, LcrlArguments

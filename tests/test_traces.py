@@ -7,6 +7,7 @@ import json
 import pytest
 
 from data.format import THINK_CLOSE
+from data.sources import read_rows
 from data.synthetic import generate
 from data.traces import (
     SCHEMAS,
@@ -15,7 +16,6 @@ from data.traces import (
     get_field,
     ingest,
     load_traces,
-    read_rows,
     render_completion,
 )
 from data.tasks import synthetic_records
