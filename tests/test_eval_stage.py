@@ -113,10 +113,11 @@ def test_each_models_vllm_engine_is_shut_down_before_the_next_and_top_p_reaches_
     is created (one model's weights and KV cache on the GPU at a time), and ``--top_p`` reaches every request."""
     import shutil
 
-    import rl.generation as generation
-    from rl.stages import stage_types
+    from trl import GRPOConfig, SFTConfig  # noqa: F401
 
-    stage_types()  # TRL's trainers look vllm up with find_spec, which the stand-in (no spec) breaks: import them first
+    import rl.generation as generation
+
+    # (imported above) TRL's trainers look vllm up with find_spec, which the stand-in (no spec) breaks: import first
     events: list = []
     calls = stub_vllm(monkeypatch, tiny_tokenizer, events)
     monkeypatch.setattr(generation, "vllm_available", lambda: True)  # as on a GPU machine with vllm installed

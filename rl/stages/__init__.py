@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from importlib import import_module
 
 from rl.config import InitArguments, LcrlArguments, PruneArguments
@@ -18,21 +19,49 @@ STAGE_MODULES: dict[str, str] = {
 }
 
 
-def stage_types() -> dict[str, tuple[type, ...]]:
-    """The dataclasses each stage's recipe fills, ``LcrlArguments`` first."""
-    from trl import GRPOConfig, ModelConfig, SFTConfig
+def _sft() -> tuple[type, ...]:
+    from trl import ModelConfig, SFTConfig
+
+    return LcrlArguments, SFTConfig, ModelConfig
+
+
+def _grpo() -> tuple[type, ...]:
+    from trl import GRPOConfig, ModelConfig
 
     from rl.budget_rollout import BudgetRolloutArguments
     from rl.dynamic_sampling import DynamicSamplingArguments
 
-    return {
-        "init": (LcrlArguments, InitArguments),
-        "sft": (LcrlArguments, SFTConfig, ModelConfig),
-        "grpo": (LcrlArguments, GRPOConfig, ModelConfig, RefreshArguments, DynamicSamplingArguments,
-                 BudgetRolloutArguments),
-        "eval": (LcrlArguments, EvalArguments),
-        "prune": (LcrlArguments, PruneArguments),
-    }
+    return (LcrlArguments, GRPOConfig, ModelConfig, RefreshArguments, DynamicSamplingArguments,
+            BudgetRolloutArguments)
+
+
+_TYPES: dict[str, Callable[[], tuple[type, ...]]] = {
+    "init": lambda: (LcrlArguments, InitArguments),
+    "sft": _sft,
+    "grpo": _grpo,
+    "eval": lambda: (LcrlArguments, EvalArguments),
+    "prune": lambda: (LcrlArguments, PruneArguments),
+}
+
+
+class StageTypes(Mapping[str, tuple[type, ...]]):
+    """Stage name -> the dataclasses its recipe fills, ``LcrlArguments`` first. A stage's types are imported when
+    asked for: TRL's trainer configs bring transformers' ``TrainingArguments`` and peft (~5 s on 2 cores), which
+    ``init``, ``eval`` and ``prune`` never use."""
+
+    def __getitem__(self, stage: str) -> tuple[type, ...]:
+        return _TYPES[stage]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_TYPES)
+
+    def __len__(self) -> int:
+        return len(_TYPES)
+
+
+def stage_types() -> StageTypes:
+    """The dataclasses each stage's recipe fills, ``LcrlArguments`` first (imported per stage when read)."""
+    return StageTypes()
 
 
 def run_stage(run: ParsedRun) -> None:
