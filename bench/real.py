@@ -115,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         if (OUT / done).is_file():
             logger.info("%s: done (%s), skipped", name, done)
             continue
+        if not (OUT / done).parent.exists():  # a fresh start (the folder was deleted): no earlier time of its own
+            walls.pop(name, None)
         seconds, peak = run_stage(stage_args)
-        walls[name] = round(walls.get(name, 0.0) + seconds, 1)  # an interrupted stage's earlier time was lost
+        walls[name] = round(walls.get(name, 0.0) + seconds, 1)  # an interrupted stage's earlier time adds up
         walls_file.write_text(json.dumps(walls, indent=2))
         logger.info("%s: %.0f s, peak %d MB", name, seconds, peak)
     fig = figures()
