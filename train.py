@@ -25,12 +25,14 @@ def main(argv: list[str] | None = None) -> int:
                         level=logging.INFO if main_process else logging.WARNING)
     from data.prune_io import SettingsMismatch
     from rl.config import ConfigError
+    from rl.distributed import close
     from rl.recipes import parse_args
     from rl.stages import run_stage, stage_types
 
     try:
         run = parse_args(argv, stage_types())
         run_stage(run)
+        close()  # several processes: the process group ends after the stage's objects (rl.distributed.close)
     except (ConfigError, SettingsMismatch) as exc:  # a resume into a folder of other settings is a config error
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -98,6 +98,24 @@ def wait_for_everyone() -> None:
     state().wait_for_everyone()
 
 
+def close() -> None:
+    """End the process group once the stage is over: every process calls it after the stage returns.
+
+    Order matters with gloo. A process group is freed by whoever drops its last reference, and its destructor waits
+    for its worker threads. Dropped by the Python ``ProcessGroup`` object (``destroy_process_group``), the GIL is
+    released during that wait; dropped by a DDP model's ``Reducer`` (after accelerate's ``end_training`` has already
+    unregistered the group), it is held, while a worker thread still freeing a finished all-gather's tensors waits
+    for it: a deadlock, seen as a two-process SFT run whose rank never exits (py-spy: ``~ProcessGroupGloo`` ->
+    ``thread::join`` in the main thread, ``~AsyncAllgatherWork`` -> GIL in a worker). So the stage's objects go first
+    (``gc.collect``: the trainer and its DDP model), with the group still registered, then the group.
+    """
+    import gc
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        gc.collect()
+        torch.distributed.destroy_process_group()
+
+
 def sharded_generate(engine, prompts: Sequence[str], params, repeats: int = 1, desc: str = "generate") -> list:
     """Completions of every prompt, ``repeats`` times each (prompt-major), split across processes, gathered to
     every process in order: the same list on N processes as on one.

@@ -134,7 +134,8 @@ def train_and_save(trainer, run: ParsedRun, resume: str | None) -> None:
         trainer.save_model(out)
     if trainer.args.should_save:  # one writer (save_model is already rank-aware)
         dump_run(run, out)
-    trainer.accelerator.end_training()
+    # No accelerator.end_training() here: it would end the process group while the DDP model still holds it
+    # (train.py ends it once the stage is gone: rl.distributed.close)
 
 
 def save_merged(model_args, adapter: str, out: str, tokenizer: PreTrainedTokenizerBase,
