@@ -108,9 +108,7 @@ class DatasetSpec:
 
 def open_rows(spec: DatasetSpec, split: str) -> Sequence[Mapping[str, Any]]:
     """The records of ``split``: a list (JSON files) or a ``datasets.Dataset`` (parquet, csv, folders, the Hub)."""
-    if spec.is_local and not Path(spec.path).exists():
-        raise FileNotFoundError(f"dataset file {spec.path!r} not found")
-    if not spec.is_local:
+    if not spec.is_local:  # (a missing local file is read_rows's FileNotFoundError)
         logger.info("loading %s (%s, split %s) from the Hub", spec.path, spec.name, split)
     return read_rows(spec.path, split, spec.name)
 

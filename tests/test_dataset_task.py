@@ -76,3 +76,9 @@ def test_grpo_prompts_drop_golds_the_grader_cannot_parse(openr1_file, caplog):
     # under the full normalisation too: an unclosed brace is no mathematical object
     full = LcrlArguments(task="dataset", dataset=spec, budget="short", grading={"normalization": "full"})
     assert "cut-gold" not in task_dataset(full, "train", target=None)["id"]
+
+
+def test_a_missing_local_dataset_file_is_named_not_looked_up_on_the_hub(tmp_path):
+    missing = tmp_path / "absent.parquet"
+    with pytest.raises(FileNotFoundError, match=f"file '{missing}' not found"):
+        prompt_rows(DatasetSpec.from_value({"path": str(missing), "fields": "openr1"}))
