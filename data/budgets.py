@@ -90,14 +90,14 @@ TIER_PRESETS: dict[str, dict[str, dict[str, float]]] = {
         # (96.4, accuracy 0.997; make tiers, seed 0).
         "long": {"budget": 128, "floor": 64, "penalty": 5.0},
     },
-    # The task with 2-3 operations (make real: synthetic max_ops 3) in SmolLM2's BPE tokens (configs/smollm2/real/):
-    # a digit, a space and each marker piece are tokens of their own, so oracle traces think for 39 / 59 tokens
-    # (2 / 3 operations) and full traces for ~93 / ~125 (5-95%: 39-177). short asks for about the oracle, medium for
-    # a pruned trace (~70% of the full one, make prune), long for the full reasoning with its checks.
+    # make real's task in SmolLM2's BPE tokens (configs/smollm2/real/: 2-3 operations at twice the default
+    # redundancy): a digit, a space and each marker piece are tokens of their own, so oracle traces think for 39 / 59
+    # tokens (2 / 3 operations) and full traces for 172 (median; 5-95%: 121-255, at most ~305). short asks for about
+    # the oracle, medium for a pruned trace without most checks, long for the full reasoning with its checks.
     "synthetic_smollm2": {
         "short": {"budget": 64},
         "medium": {"budget": 96, "floor": 48},
-        "long": {"budget": 256, "floor": 96, "penalty": 5.0},
+        "long": {"budget": 320, "floor": 96, "penalty": 5.0},
     },
 }
 

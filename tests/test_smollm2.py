@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 import train
 
@@ -90,8 +91,9 @@ def test_grpo_recipe_trains_two_lora_steps_on_cpu(tmp_path):
 
 
 def test_the_smollm2_tier_preset_fits_the_task_in_smollm2_tokens():
-    """synthetic_smollm2 (make real) is sized to the 2-3 operation task as SmolLM2's tokenizer counts it: oracle
-    traces (39 / 59 thinking tokens) within short, full traces mostly above medium's budget."""
+    """synthetic_smollm2 is sized to make real's task (2-3 operations, twice the default redundancy) as SmolLM2's
+    tokenizer counts it: oracle traces (39 / 59 thinking tokens) within short, full traces mostly above medium's
+    budget and all within long's, and the longest completion within make real's generation limits."""
     import statistics
 
     from data.budgets import resolve_tiers
@@ -100,7 +102,7 @@ def test_the_smollm2_tier_preset_fits_the_task_in_smollm2_tokens():
 
     tokenizer = load_tokenizer(SMOLLM2)
     tiers = resolve_tiers("synthetic_smollm2")
-    traces = synthetic_traces("train", 200, 0, {"max_ops": 3})
+    traces = synthetic_traces("train", 200, 0, {"max_ops": 3, "redundancy": 2.0})
 
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False).input_ids)
@@ -109,3 +111,7 @@ def test_the_smollm2_tier_preset_fits_the_task_in_smollm2_tokens():
     assert all(tiers["short"].in_band(count(t.oracle_thinking), skipped=False) for t in traces)
     full = [count(t.thinking) for t in traces]
     assert statistics.median(full) > tiers["medium"].budget and max(full) <= tiers["long"].budget
+    recipes = [yaml.safe_load((REPO / "configs/smollm2/real" / f).read_text()) for f in ("eval.yaml", "grpo_mixed.yaml")]
+    assert all(r["synthetic"] == {"max_ops": 3, "redundancy": 2.0} for r in recipes)
+    longest = max(count(t.text) for t in traces)  # <think>, the thinking, </think> and the conclusion
+    assert longest <= min(recipes[0]["max_new_tokens"], recipes[1]["max_completion_length"])
