@@ -7,7 +7,8 @@ greedy and sampled, with the long-trace SFT model (and its no-thinking accuracy)
 ``configs/smollm2/real/``; each stage is one ``train.py`` command, as a user would run it.
 
 Resumable: a stage whose final output exists is skipped (its wall time kept from the run that made it), and an
-interrupted one resumes from its checkpoints (training) or its written traces (prune). Results, with the machine,
+interrupted one resumes from its checkpoints (training) or its written traces (prune). A finished stage whose recipe
+has changed since (``recipes.json``), or whose input stage ran again, stops the run with the folders to delete. Results, with the machine,
 the library versions and the wall time of each stage: ``bench/results/real.json`` and ``real.md``. The targets
 (issue 12): SFT accuracy >= 0.8 and well above no-thinking; short < medium < long in thinking tokens, greedy and
 sampled; medium at least 30% shorter than the SFT model at <= 3 points of accuracy loss. Missed targets are
@@ -17,6 +18,7 @@ reported, not hidden; ``--check`` exits 1 on one.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -42,10 +44,41 @@ STAGES: dict[str, tuple[list[str], str]] = {
     "eval_sampled": (["--stage", "eval", "--config", f"{RECIPES}/eval.yaml", *SAMPLED, "--output_dir",
                       str(OUT / "eval_sampled")], "eval_sampled/results.json"),
 }
+# the stages whose outputs each stage reads
+INPUTS: dict[str, tuple[str, ...]] = {"prune": ("sft",), "sft_tiers": ("prune",), "grpo_mixed": ("sft_tiers",),
+                                      "eval_sft": ("sft",), "eval_greedy": ("sft_tiers", "grpo_mixed"),
+                                      "eval_sampled": ("sft_tiers", "grpo_mixed")}
+MADE = "recipes.json"  # stage -> digest of the recipe that made its output (recipe_digest)
 TIERS = ("short", "medium", "long")
 MIN_SFT_ACCURACY, MIN_MEDIUM_SHORTER, MAX_ACCURACY_LOSS = 0.8, 0.30, 0.03
 
 logger = logging.getLogger("real")
+
+
+def recipe_digest(name: str) -> str:
+    """What a stage's output depends on here: its recipe file's text and its extra command-line arguments."""
+    args = STAGES[name][0]
+    recipe = REPO / args[args.index("--config") + 1]
+    extra = [a for a in args if a != str(OUT / "eval_sampled")]
+    return hashlib.sha256((recipe.read_text() + "\0" + " ".join(extra)).encode()).hexdigest()[:16]
+
+
+def read_made() -> dict[str, str]:
+    return json.loads((OUT / MADE).read_text()) if (OUT / MADE).is_file() else {}
+
+
+def stale_reason(name: str, made: dict[str, str], ran: list[str]) -> str | None:
+    """Why a finished stage's output cannot be reused, or ``None``: its recipe changed since it ran, or a stage whose
+    output it reads ran again in this invocation."""
+    again = [i for i in INPUTS.get(name, ()) if i in ran]
+    if again:
+        return f"done, but its input {again[0]} ran again"
+    if name not in made:
+        logger.warning("%s: done before make real recorded its recipes; taken as made by the current one", name)
+        return None
+    if made[name] != recipe_digest(name):
+        return f"made by another version of {STAGES[name][0][3]}"
+    return None
 
 
 def rows(out: Path, name: str) -> list[dict]:
@@ -111,15 +144,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     walls_file = OUT / "wall_seconds.json"  # per stage, kept across resumed invocations
     walls = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
+    made = read_made()
+    ran: list[str] = []
     for name, (stage_args, done) in STAGES.items():
         if (OUT / done).is_file():
+            stale = stale_reason(name, made, ran)
+            if stale:
+                logger.error("%s: %s; delete %s and the folders of the stages after it to run it again",
+                             name, stale, OUT / Path(done).parent)
+                return 2
             logger.info("%s: done (%s), skipped", name, done)
             continue
         if not (OUT / done).parent.exists():  # a fresh start (the folder was deleted): no earlier time of its own
             walls.pop(name, None)
         seconds, peak = run_stage(stage_args)
+        ran.append(name)
         walls[name] = round(walls.get(name, 0.0) + seconds, 1)  # an interrupted stage's earlier time adds up
+        walls = {k: walls[k] for k in STAGES if k in walls}  # pipeline order
         walls_file.write_text(json.dumps(walls, indent=2))
+        made[name] = recipe_digest(name)
+        (OUT / MADE).write_text(json.dumps(made, indent=2))
         logger.info("%s: %.0f s, peak %d MB", name, seconds, peak)
     fig = figures()
     result = {"environment": environment(), "wall_seconds": walls, "figures": fig, "misses": misses(fig)}

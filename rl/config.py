@@ -110,8 +110,8 @@ class LcrlArguments:
         default="pruned",
         metadata={
             "help": "With sft_data and sft_mode full, the trace of each pruned row to learn: pruned (the validated "
-            "prefix), skip (the prefix without its skippable chunks), full (the original trace) or tiered (as long "
-            "as each prompt's tier asks: skip for short, pruned for medium, full for long).",
+            "prefix), skip (the prefix without its skippable chunks), full (the original trace) or tiered (each row "
+            "once per tier of the budget, as long as the tier asks: skip for short, pruned for medium, full for long).",
             "choices": list(SFT_COMPLETIONS),
         },
     )

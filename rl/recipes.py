@@ -11,6 +11,7 @@ import argparse
 import difflib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ def reward_trainer_values(values: dict[str, Any], rest: list[str], allowed: list
     return dict(trainer)
 
 
-def parse_args(argv: list[str] | None, stages: dict[str, tuple[type, ...]]) -> ParsedRun:
+def parse_args(argv: list[str] | None, stages: Mapping[str, tuple[type, ...]]) -> ParsedRun:
     """Parse ``--stage``, the recipe and the overrides into the stage's dataclasses.
 
     ``stages`` maps a stage name to its dataclass types (``LcrlArguments`` first). Raises ``ConfigError``.

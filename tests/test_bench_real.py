@@ -48,3 +48,25 @@ def test_every_stage_runs_a_recipe_of_the_real_pipeline():
     for args, done in STAGES.values():
         assert args[0] == "--stage" and Path(args[3]).parent.as_posix() == "configs/smollm2/real"
         assert (REPO / args[3]).is_file() and done.endswith(".json")
+
+
+def test_a_finished_stage_of_another_recipe_or_after_its_input_ran_again_stops_the_run(tmp_path, monkeypatch, caplog):
+    import bench.real as real
+
+    monkeypatch.setattr(real, "OUT", tmp_path)
+    made = {name: real.recipe_digest(name) for name in STAGES}
+    assert real.stale_reason("prune", made, ran=[]) is None
+    assert real.stale_reason("prune", made, ran=["sft"]) == "done, but its input sft ran again"
+    assert real.stale_reason("eval_sft", made, ran=["sft_tiers"]) is None  # it reads the sft model only
+    assert real.stale_reason("prune", {**made, "prune": "0" * 16}, ran=[]) == \
+        "made by another version of configs/smollm2/real/prune.yaml"
+    # through main: sft is not finished (it runs), prune is: the run stops there and names the folder to delete
+    ran: list[str] = []
+    monkeypatch.setattr(real, "run_stage", lambda args: (ran.append(args[3]), (1.0, 1))[1])
+    (tmp_path / "prune").mkdir()
+    (tmp_path / "prune" / "report.json").write_text("{}")
+    (tmp_path / real.MADE).write_text(json.dumps(made))
+    assert real.main(["--output", str(tmp_path / "real.json")]) == 2
+    assert ran == ["configs/smollm2/real/sft.yaml"]
+    assert f"prune: done, but its input sft ran again; delete {tmp_path / 'prune'}" in caplog.text
+    assert json.loads((tmp_path / "wall_seconds.json").read_text()) == {"sft": 1.0}

@@ -52,6 +52,9 @@ class StageTypes(Mapping[str, tuple[type, ...]]):
     def __getitem__(self, stage: str) -> tuple[type, ...]:
         return _TYPES[stage]()
 
+    def __contains__(self, stage: object) -> bool:  # without importing the stage's types
+        return stage in _TYPES
+
     def __iter__(self) -> Iterator[str]:
         return iter(_TYPES)
 

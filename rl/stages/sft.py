@@ -69,7 +69,7 @@ def run(run: ParsedRun) -> None:
         else:
             train = task_dataset(lcrl, "train", target=lcrl.sft_target)
         what = f"{lcrl.sft_completion} pruned-data" if rows else lcrl.sft_target
-        logger.info("SFT on %d %s traces (budget %s)", len(train), what, lcrl.budget)
+        logger.info("SFT on %d %s examples (budget %s)", len(train), what, lcrl.budget)
     elif lcrl.sft_mode == "skip" and rows is None:
         raise ConfigError("sft_mode skip needs sft_data: a pruned JSONL from --stage prune with skip_chunks: true")
     checks = startup_checks(run)
