@@ -1,4 +1,5 @@
-"""Files of a pruning run: the crash-safe JSONL logs, the preference pairs and the report.
+"""Files of a pruning run: the crash-safe JSONL logs, the lines of ``pruned.jsonl`` (``pruned_row``, with thinking-token
+counts), the preference pairs and the report.
 
 ``JsonlLog`` appends one JSON object per line and makes it durable (flush + fsync) before returning, so a kill
 can only tear the line being written. Opening a log reads the finished keys back; a torn last line (bytes
@@ -17,11 +18,12 @@ import json
 import os
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.prune import validation_bound
+from data.prune import CutResult, validation_bound
+from data.traces import TraceRecord, render_completion
 
 PRUNED, DROPPED, PAIRS, REPORT_JSON, REPORT_MD, SETTINGS_FILE = (
     "pruned.jsonl", "dropped.jsonl", "pairs.jsonl", "report.json", "report.md", "prune_settings.json")
@@ -201,3 +203,58 @@ def write_outputs(out: Path, last_run: Mapping[str, Any]) -> dict[str, Any]:
     write_atomic(out / REPORT_JSON, json.dumps(report, indent=2))
     write_atomic(out / REPORT_MD, table + "\n")
     return {**report, "table": table}
+
+
+# --- the lines of pruned.jsonl ---
+
+def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Tokens of each text under ``tokenizer`` (no special tokens)."""
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
+
+
+def pruned_row(
+    rec: TraceRecord, messages: list[dict], steps: list[str], cut: CutResult, chunks: list[list[int]],
+    skipped: list[int], skip_calls: int, conclusion: str, conclusion_source: str,
+) -> dict[str, Any]:
+    """One line of ``pruned.jsonl`` (token counts are added by the caller)."""
+    kept = steps[: cut.kept]
+    chunk_texts = ["".join(kept[i] for i in c) for c in chunks]
+    if chunk_texts:
+        chunk_texts[-1] = chunk_texts[-1].rstrip()
+    thinking = "".join(chunk_texts)
+    skip_thinking = "".join(t for j, t in enumerate(chunk_texts) if j not in skipped)
+    return {
+        "key": rec.id,
+        "id": rec.id,
+        "question": rec.question,
+        "prompt": messages,
+        "solution": rec.gold[0],
+        "gold": rec.gold,
+        "completion": render_completion(thinking, conclusion),
+        "full_completion": render_completion(rec.thinking, rec.conclusion),
+        "skip_completion": render_completion(skip_thinking, conclusion),
+        "thinking": thinking,
+        "conclusion": conclusion,
+        "chunks": chunk_texts,
+        "skippable": skipped,
+        "conclusion_source": conclusion_source,
+        "n_steps": cut.n,
+        "kept_steps": cut.kept,
+        "validation_calls": cut.calls,
+        "call_bound": validation_bound(cut.n),
+        "skip_calls": skip_calls,
+        "oracle_thinking": rec.meta.get("oracle_thinking"),
+        "skip_thinking": skip_thinking,
+    }
+
+
+def add_token_counts(rows: list[dict], tokenizer, originals: list[str]) -> None:
+    """Thinking-token counts (the model's tokenizer): original, pruned, skip-pruned and (synthetic) oracle."""
+    oracle = [r.pop("oracle_thinking") for r in rows]
+    skip = [r.pop("skip_thinking") for r in rows]
+    for name, texts in (("original_tokens", originals), ("pruned_tokens", [r["thinking"] for r in rows]),
+                        ("skip_tokens", skip)):
+        for row, n in zip(rows, token_counts(tokenizer, texts)):
+            row[name] = n
+    for row, text, n in zip(rows, oracle, token_counts(tokenizer, [o or "" for o in oracle])):
+        row["oracle_tokens"] = None if text is None else n

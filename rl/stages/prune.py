@@ -35,11 +35,20 @@ from typing import Any
 from data.budgets import assign_tiers, resolve_tiers
 from data.chunking import chunk_steps, skip_candidates
 from data.completion_format import CompletionFormat
-from data.prune import CutResult, Request, binary_cut, skip_search, validation_bound
-from data.prune_io import DROPPED, PRUNED, JsonlLog, check_settings, write_outputs
+from data.prune import CutResult, Request, binary_cut, skip_search
+from data.prune_io import (
+    DROPPED,
+    PRUNED,
+    JsonlLog,
+    add_token_counts,
+    check_settings,
+    pruned_row,
+    token_counts,
+    write_outputs,
+)
 from data.segment import join_steps, segment
 from data.tasks import make_prompt, synthetic_records
-from data.traces import Skipped, TraceRecord, load_traces, render_completion
+from data.traces import Skipped, TraceRecord, load_traces
 from rl.config import ConfigError, LcrlArguments, PruneArguments
 from rl.distributed import RowBuffer, broadcast, gather_sum, is_main, log_world, shard
 from rl.recipes import ParsedRun, dump_run
@@ -129,58 +138,6 @@ class EngineValidator:
         return verdicts
 
 
-def _token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
-    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
-
-
-def pruned_row(
-    rec: TraceRecord, messages: list[dict], steps: list[str], cut: CutResult, chunks: list[list[int]],
-    skipped: list[int], skip_calls: int, conclusion: str, conclusion_source: str,
-) -> dict[str, Any]:
-    """One line of ``pruned.jsonl`` (token counts are added by the caller)."""
-    kept = steps[: cut.kept]
-    chunk_texts = ["".join(kept[i] for i in c) for c in chunks]
-    if chunk_texts:
-        chunk_texts[-1] = chunk_texts[-1].rstrip()
-    thinking = "".join(chunk_texts)
-    skip_thinking = "".join(t for j, t in enumerate(chunk_texts) if j not in skipped)
-    return {
-        "key": rec.id,
-        "id": rec.id,
-        "question": rec.question,
-        "prompt": messages,
-        "solution": rec.gold[0],
-        "gold": rec.gold,
-        "completion": render_completion(thinking, conclusion),
-        "full_completion": render_completion(rec.thinking, rec.conclusion),
-        "skip_completion": render_completion(skip_thinking, conclusion),
-        "thinking": thinking,
-        "conclusion": conclusion,
-        "chunks": chunk_texts,
-        "skippable": skipped,
-        "conclusion_source": conclusion_source,
-        "n_steps": cut.n,
-        "kept_steps": cut.kept,
-        "validation_calls": cut.calls,
-        "call_bound": validation_bound(cut.n),
-        "skip_calls": skip_calls,
-        "oracle_thinking": rec.meta.get("oracle_thinking"),
-        "skip_thinking": skip_thinking,
-    }
-
-
-def _add_token_counts(rows: list[dict], tokenizer, originals: list[str]) -> None:
-    """Thinking-token counts (the model's tokenizer): original, pruned, skip-pruned and (synthetic) oracle."""
-    oracle = [r.pop("oracle_thinking") for r in rows]
-    skip = [r.pop("skip_thinking") for r in rows]
-    for name, texts in (("original_tokens", originals), ("pruned_tokens", [r["thinking"] for r in rows]),
-                        ("skip_tokens", skip)):
-        for row, n in zip(rows, _token_counts(tokenizer, texts)):
-            row[name] = n
-    for row, text, n in zip(rows, oracle, _token_counts(tokenizer, [o or "" for o in oracle])):
-        row["oracle_tokens"] = None if text is None else n
-
-
 def prune_shard(
     lcrl: LcrlArguments, args: PruneArguments, records: list[TraceRecord], messages: list[list[dict]],
     validator: EngineValidator, pruned: JsonlLog, dropped: JsonlLog,
@@ -204,13 +161,13 @@ def prune_shard(
             rec = records[cut.index]
             text, source = conclusion_of(cut.index, tuple(range(cut.kept)))
             rows.append(pruned_row(rec, messages[cut.index], steps[cut.index], cut, ch, skipped, calls, text, source))
-        _add_token_counts(rows, tokenizer, [records[c.index].thinking for c in cuts])
+        add_token_counts(rows, tokenizer, [records[c.index].thinking for c in cuts])
         for row in rows:
             pruned.append(row)
 
     def chunks_of(cut: CutResult) -> list[list[int]]:
         kept = steps[cut.index][: cut.kept]
-        return chunk_steps(kept, _token_counts(tokenizer, kept), chunk_cfg)
+        return chunk_steps(kept, token_counts(tokenizer, kept), chunk_cfg)
 
     def on_done(cut: CutResult) -> None:
         rec = records[cut.index]
