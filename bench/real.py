@@ -8,8 +8,9 @@ greedy and sampled, with the long-trace SFT model (and its no-thinking accuracy)
 
 Resumable: a stage whose final output exists is skipped (its wall time kept from the run that made it), and an
 interrupted one resumes from its checkpoints (training) or its written traces (prune). A finished stage whose recipe
-has changed since (``recipes.json``), or whose input stage ran again, stops the run with the folders to delete. Results, with the machine,
-the library versions and the wall time of each stage: ``bench/results/real.json`` and ``real.md``. The targets
+has changed since (``recipes.json``), or whose input stage ran again, stops the run with the folders to delete.
+Results, with the machine, the library versions and the wall time of each stage: ``bench/results/real.json`` and
+``real.md``. The targets
 (issue 12): SFT accuracy >= 0.8 and well above no-thinking; short < medium < long in thinking tokens, greedy and
 sampled; medium at least 30% shorter than the SFT model at <= 3 points of accuracy loss. Missed targets are
 reported, not hidden; ``--check`` exits 1 on one.

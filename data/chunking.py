@@ -77,6 +77,11 @@ class ChunkConfig:
         return max(1, min(len(lengths), m))
 
 
+def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Tokens of each text under ``tokenizer`` (no special tokens): the step lengths ``chunk_steps`` takes."""
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
+
+
 def bag_of_words(text: str) -> Counter:
     return Counter(_WORD.findall(text.lower()))
 

@@ -18,10 +18,11 @@ import json
 import os
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from data.chunking import token_counts
 from data.prune import CutResult, validation_bound
 from data.traces import TraceRecord, render_completion
 
@@ -206,11 +207,6 @@ def write_outputs(out: Path, last_run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the lines of pruned.jsonl ---
-
-def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
-    """Tokens of each text under ``tokenizer`` (no special tokens)."""
-    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
-
 
 def pruned_row(
     rec: TraceRecord, messages: list[dict], steps: list[str], cut: CutResult, chunks: list[list[int]],

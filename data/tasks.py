@@ -206,14 +206,14 @@ def chunked_dataset(
 
 def trace_rows(traces: Sequence[Trace], tokenizer, segment_config=None, chunk_config=None) -> list[dict[str, Any]]:
     """Rows for chunk-wise SFT on the task's own (full) traces: segmented and chunked, nothing skippable."""
-    from data.chunking import chunk_steps
+    from data.chunking import chunk_steps, token_counts
     from data.segment import segment
 
     rows = []
     for t in traces:
         steps = segment(t.thinking.strip(), segment_config)
-        lengths = [len(ids) for ids in tokenizer(steps, add_special_tokens=False)["input_ids"]] if steps else []
-        chunks = ["".join(steps[i] for i in c) for c in chunk_steps(steps, lengths, chunk_config)]
+        bounds = chunk_steps(steps, token_counts(tokenizer, steps), chunk_config)
+        chunks = ["".join(steps[i] for i in c) for c in bounds]
         rows.append({"id": t.problem.id, "question": t.problem.question, "solution": str(t.problem.answer),
                      "chunks": chunks, "skippable": [], "conclusion": t.conclusion})
     return rows

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from data.budgets import assign_tiers, resolve_tiers
-from data.chunking import chunk_steps, skip_candidates
+from data.chunking import chunk_steps, skip_candidates, token_counts
 from data.completion_format import CompletionFormat
 from data.prune import CutResult, Request, binary_cut, skip_search
 from data.prune_io import (
@@ -43,7 +43,6 @@ from data.prune_io import (
     add_token_counts,
     check_settings,
     pruned_row,
-    token_counts,
     write_outputs,
 )
 from data.segment import join_steps, segment
