@@ -90,7 +90,7 @@ def figures(out: Path = OUT) -> dict:
     """The baseline, and per model, decoding and tier: accuracy, thinking tokens and within-band share."""
     think = {r["mode"]: r for r in rows(out, "eval_sft") if r["model"] == "sft"}
     fig = {"sft": {"accuracy": think["think"]["accuracy"], "think_tokens": think["think"]["think_tokens_mean"],
-                   "no_think_accuracy": think["no-think"]["accuracy"]}, "tiers": []}
+                   "no_think_accuracy": think["no-think"]["accuracy"], "tier": think["think"]["tier"]}, "tiers": []}
     for decoding, folder in DECODINGS.items():
         for r in rows(out, folder):
             if r["mode"] == "think" and r.get("control") in ("none", None) and r["tier"] in TIERS:
@@ -125,7 +125,7 @@ def markdown(result: dict) -> str:
     sft = fig["sft"]
     lines = [f"{env['date']}; {env['cores']} cores, {env['cpu']}; "
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
-             f"SFT on long traces (medium sentence, greedy): accuracy {sft['accuracy']:.3f} at "
+             f"SFT on long traces ({sft.get('tier', 'medium')} sentence, greedy): accuracy {sft['accuracy']:.3f} at "
              f"{sft['think_tokens']:.1f} thinking tokens; thinking skipped: {sft['no_think_accuracy']:.3f}.", "",
              "| model | decoding | tier | accuracy | thinking tokens | within band |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['decoding']} | {r['tier']} | {r['accuracy']:.3f} | {r['think_tokens']:.1f} | "

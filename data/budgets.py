@@ -91,13 +91,14 @@ TIER_PRESETS: dict[str, dict[str, dict[str, float]]] = {
         "long": {"budget": 128, "floor": 64, "penalty": 5.0},
     },
     # make real's task in SmolLM2's BPE tokens (configs/smollm2/real/: 2-3 operations at twice the default
-    # redundancy): a digit, a space and each marker piece are tokens of their own, so oracle traces think for 39 / 59
-    # tokens (2 / 3 operations) and full traces for 172 (median; 5-95%: 121-255, at most ~305). short asks for about
-    # the oracle, medium for a pruned trace without most checks, long for the full reasoning with its checks.
+    # redundancy, a wrapping fact written out, `9 * 3 = 27, which is 7`): a digit, a space and each marker piece are
+    # tokens of their own, so oracle traces think for 39-76 tokens (mean 54) and full traces for 179 (median; 5-95%:
+    # 124-272, at most ~307). short asks for about the oracle, medium for a pruned trace (make real's prune keeps
+    # about two thirds of a trace), long for the full reasoning with its checks.
     "synthetic_smollm2": {
-        "short": {"budget": 64},
-        "medium": {"budget": 96, "floor": 48},
-        "long": {"budget": 320, "floor": 96, "penalty": 5.0},
+        "short": {"budget": 80},
+        "medium": {"budget": 128, "floor": 80},
+        "long": {"budget": 320, "floor": 128, "penalty": 5.0},
     },
 }
 

@@ -47,6 +47,10 @@ class SyntheticConfig:
         max_arg: largest operand (``+``/``-`` take 1..max_arg, ``*`` takes 2..max_arg); it sets the size of the
             arithmetic table a model must learn (3 * modulus * max_arg facts or so), the slowest part for a tiny one.
         redundancy: multiplies the probability of every redundant paragraph; 0 gives oracle traces.
+        show_wrap: a fact whose plain result leaves ``0 .. modulus-1`` writes it first (``9 * 3 = 27, which is 7``),
+            as a person (and R1) reduces a number; off, the fact gives the reduced value only (``9 * 3 = 7``). For a
+            pretrained model, which knows ``9 * 3 = 27`` and must otherwise learn a table of modular facts, and not
+            for the embedded tokenizer, whose facts are one token each (``rl/tiny_model.py``).
         test_fraction: share of the problem space (by content hash) reserved for the test split.
     """
 
@@ -56,6 +60,7 @@ class SyntheticConfig:
     max_arg: int = 4
     redundancy: float = 1.0
     test_fraction: float = 0.2
+    show_wrap: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_ops <= self.max_ops:
@@ -164,15 +169,30 @@ class Trace:
         return self._render(self.oracle_thinking, self.conclusion)
 
 
-def _step(i: int, a: int, op: str, arg: int, result: int) -> str:
+def _fact(a: int, op: str, arg: int, result: int, show_wrap: bool) -> str:
+    """``a op arg = result``; with ``show_wrap`` and a plain result other than ``result``, the plain one first."""
+    plain = {"+": a + arg, "-": a - arg, "*": a * arg}[op]
+    if show_wrap and plain != result:
+        return f"{a} {op} {arg} = {plain}, which is {result}"
+    return f"{a} {op} {arg} = {result}"
+
+
+def _step(i: int, a: int, op: str, arg: int, result: int, show_wrap: bool = False) -> str:
     # The step repeats the question's own words ("Op 2: * 3"), as R1 quotes the problem it works on.
-    return f"Op {i}: {op} {arg}, so {a} {op} {arg} = {result}."
+    return f"Op {i}: {op} {arg}, so {_fact(a, op, arg, result, show_wrap)}."
 
 
 def make_trace(
-    problem: Problem, rng: random.Random, redundancy: float = 1.0, rates: Mapping[str, float] | None = None
+    problem: Problem,
+    rng: random.Random,
+    redundancy: float = 1.0,
+    rates: Mapping[str, float] | None = None,
+    show_wrap: bool = False,
 ) -> Trace:
     """Write an R1-style trace for ``problem``; redundant paragraphs are drawn from ``rng``.
+
+    ``show_wrap``: facts that wrap around the modulus write their plain result first (``SyntheticConfig``). A mistake
+    writes a wrong reduced value only.
 
     ``rates`` replaces ``REDUNDANCY_RATES`` (a kind it leaves out is never drawn); the draws from ``rng`` are the
     same whatever the rates, so a trace differs from another rate's only where a probability does.
@@ -199,11 +219,10 @@ def make_trace(
         if draw("mistake"):
             wrong = (result + rng.randrange(1, m)) % m
             paras.append(Paragraph(f"{_step(i, a, op, arg, wrong)} Hmm, wait, that is not right.", "mistake"))
-        paras.append(Paragraph(_step(i, a, op, arg, result), "step"))
+        paras.append(Paragraph(_step(i, a, op, arg, result, show_wrap), "step"))
         if draw("recheck"):
-            paras.append(
-                Paragraph(f"Wait, let me double-check Op {i}. {a} {op} {arg} = {result}. Yes, that is right.", "recheck")
-            )
+            fact = _fact(a, op, arg, result, show_wrap)
+            paras.append(Paragraph(f"Wait, let me double-check Op {i}. {fact}. Yes, that is right.", "recheck"))
         if i > 1 and draw("summary"):
             paras.append(Paragraph(f"After Op {i} the values are {', '.join(map(str, values[: i + 1]))}.", "summary"))
     if draw("verify"):
@@ -262,4 +281,4 @@ def generate(split: str, n: int, seed: int = 0, cfg: SyntheticConfig | None = No
     cfg = cfg or SyntheticConfig()
     trace_rng = random.Random(f"{seed}-{split}-traces")
     problems = iter_problems(split, seed, cfg)
-    return [make_trace(next(problems), trace_rng, cfg.redundancy) for _ in range(n)]
+    return [make_trace(next(problems), trace_rng, cfg.redundancy, show_wrap=cfg.show_wrap) for _ in range(n)]

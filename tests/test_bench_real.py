@@ -19,7 +19,7 @@ def row(model: str, tier: str, acc: float, think: float, mode: str = "think") ->
 
 
 def results(tmp_path: Path, lengths: tuple[float, float, float], medium_acc: float = 0.95) -> dict:
-    write_rows(tmp_path, "eval_sft", [row("sft", "medium", 0.96, 130.0), row("sft", "medium", 0.1, 0.0, "no-think")])
+    write_rows(tmp_path, "eval_sft", [row("sft", "long", 0.96, 130.0), row("sft", "long", 0.1, 0.0, "no-think")])
     for folder in ("eval", "eval_sampled"):
         tiers = [row("grpo-mixed", t, medium_acc if t == "medium" else 0.95, n)
                  for t, n in zip(("short", "medium", "long"), lengths)]
@@ -29,12 +29,13 @@ def results(tmp_path: Path, lengths: tuple[float, float, float], medium_acc: flo
 
 def test_a_run_meeting_every_target_has_no_misses(tmp_path):
     fig = results(tmp_path, (60.0, 85.0, 140.0))
-    assert fig["sft"] == {"accuracy": 0.96, "think_tokens": 130.0, "no_think_accuracy": 0.1}
+    assert fig["sft"] == {"accuracy": 0.96, "think_tokens": 130.0, "no_think_accuracy": 0.1, "tier": "long"}
     assert len(fig["tiers"]) == 6  # 3 tiers x (greedy, sampled); the no-think rows are left out
     assert misses(fig) == []
     text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {"trl": "1"}},
                      "figures": fig, "wall_seconds": {"sft": 60.0, "prune": 30.0}, "misses": []})
     assert "| total | 90 (1.5 min) |" in text and "Targets missed: none" in text
+    assert "SFT on long traces (long sentence, greedy): accuracy 0.960" in text
 
 
 def test_unordered_tiers_and_a_medium_too_long_or_too_wrong_are_missed(tmp_path):

@@ -72,6 +72,26 @@ def test_redundancy_knob():
     assert [p.kind for p in only.paragraphs if p.kind != "step"] == ["verify"]
 
 
+def test_show_wrap_writes_the_plain_result_of_a_wrapping_fact_and_nothing_else_changes():
+    from data.synthetic import Problem
+
+    problem = Problem(start=9, ops=(("*", 3), ("-", 1), ("+", 4)), modulus=10)  # 27 -> 7; 7 - 1 = 6; 10 -> 0
+    import random
+
+    wrap = make_trace(problem, random.Random(0), redundancy=5.0, show_wrap=True)
+    plain = make_trace(problem, random.Random(0), redundancy=5.0)
+    steps = [p.text for p in wrap.paragraphs if p.kind == "step"]
+    assert steps == ["Op 1: * 3, so 9 * 3 = 27, which is 7.", "Op 2: - 1, so 7 - 1 = 6.",
+                     "Op 3: + 4, so 6 + 4 = 10, which is 0."]
+    assert "Wait, let me double-check Op 1. 9 * 3 = 27, which is 7. Yes, that is right." in wrap.thinking
+    assert [p.kind for p in wrap.paragraphs] == [p.kind for p in plain.paragraphs]  # the same draws
+    assert wrap.conclusion == plain.conclusion and "which is" not in plain.text
+    negative = make_trace(Problem(start=1, ops=(("-", 3),), modulus=10), random.Random(0), 0.0, show_wrap=True)
+    assert negative.oracle_thinking == "Op 1: - 3, so 1 - 3 = -2, which is 8.\n"
+    cfg = SyntheticConfig(show_wrap=True)  # the knob reaches generate()
+    assert any("which is" in t.text for t in generate("train", 20, seed=0, cfg=cfg))
+
+
 def test_traces_retokenise_losslessly(tiny_tokenizer):
     for trace in generate("test", 50, seed=2):
         ids = tiny_tokenizer(trace.text, add_special_tokens=False)["input_ids"]
