@@ -6,7 +6,8 @@ time and peak resident memory. ``--seeds 0 1 2`` runs the same pipeline once per
 ``outputs/demo_seeds/seed<s>/`` with ``--init_seed s`` (model initialisation) and ``--seed s`` (SFT and GRPO data
 order, sampling), and reports the mean and range of every figure over the seeds. ``--check`` exits 1 when a run
 misses the demo's targets (CI runs it on one seed): SFT held-out greedy accuracy >= 0.95, GRPO medium at least 35%
-fewer thinking tokens than SFT, at most 3 points of accuracy lost. No timing is asserted.
+fewer thinking tokens than SFT, at most 3 points of accuracy lost. No timing is asserted. ``--sft_args`` adds flags to
+the SFT stage (an ablation of the recipe, into its own ``--work_dir``).
 
 Every results file records the date, the machine (cores, CPU model), the thread count and the versions of the key
 libraries next to the figures (``bench/results/demo.json`` by default; ``--output`` to change).
@@ -20,10 +21,12 @@ import json
 import logging
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -41,15 +44,18 @@ MAX_NO_THINK_ACCURACY = 0.30  # reported, not checked: thinking must be needed
 logger = logging.getLogger("demo")
 
 
-def stages(seed: int | None, out: Path) -> list[list[str]]:
-    """The four demo commands; with a seed, each writes into its own folder under ``out``."""
+def stages(seed: int | None, out: Path, sft_args: Sequence[str] = ()) -> list[list[str]]:
+    """The four demo commands; with a seed, each writes into its own folder under ``out``. ``sft_args``: extra
+    ``train.py`` flags of the SFT stage (an ablation of the recipe, e.g. ``--num_train 14400``: 900 steps)."""
     if seed is None:
-        return [["--stage", "init"], ["--stage", "sft"], ["--stage", "grpo", "--budget", "medium"], ["--stage", "eval"]]
+        return [["--stage", "init"], ["--stage", "sft", *sft_args], ["--stage", "grpo", "--budget", "medium"],
+                ["--stage", "eval"]]
     base, sft, grpo, ev = (str(out / name) for name in ("base", "sft", "grpo", "eval"))
     return [
         ["--stage", "init", "--init_seed", str(seed), "--output_dir", base],
-        ["--stage", "sft", "--seed", str(seed), "--model_name_or_path", base, "--output_dir", sft],
-        ["--stage", "grpo", "--budget", "medium", "--seed", str(seed), "--model_name_or_path", sft, "--output_dir", grpo],
+        ["--stage", "sft", "--seed", str(seed), "--model_name_or_path", base, "--output_dir", sft, *sft_args],
+        ["--stage", "grpo", "--budget", "medium", "--seed", str(seed), "--model_name_or_path", sft,
+         "--output_dir", grpo],
         ["--stage", "eval", "--models", f"[sft={sft}, grpo-medium={grpo}]", "--output_dir", ev],
     ]
 
@@ -101,7 +107,7 @@ def misses(fig: dict[str, float]) -> list[str]:
     return out
 
 
-def run_demo(seed: int | None, out: Path) -> dict:
+def run_demo(seed: int | None, out: Path, sft_args: Sequence[str] = ()) -> dict:
     """One pipeline run: per-stage wall time and peak memory, the figures, and the eval rows."""
     walls, peaks = {}, {}
     # The stages resume from the checkpoints of an earlier run in the same folders: figures of such a run are
@@ -112,13 +118,13 @@ def run_demo(seed: int | None, out: Path) -> dict:
         logger.warning("%s holds an earlier run: stages resume from its checkpoints and the wall time is not a full "
                        "demo's (delete the folder to time one)", root)
     start = time.perf_counter()
-    for args in stages(seed, out):
+    for args in stages(seed, out, sft_args):
         name = args[1]
         walls[name], peaks[name] = run_stage(args)
     eval_dir = root / "eval"
     rows = json.loads((eval_dir / "results.json").read_text())["rows"]
-    result = {"seed": 0 if seed is None else seed, "resumed": resumed, "wall_seconds": walls,
-              "total_wall_seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": peaks,
+    result = {"seed": 0 if seed is None else seed, "resumed": resumed, "sft_args": list(sft_args),
+              "wall_seconds": walls, "total_wall_seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": peaks,
               "figures": figures(rows), "rows": rows, "eval_table": str(eval_dir / "results.md")}
     result["misses"] = misses(result["figures"])
     return result
@@ -178,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a run misses the demo's targets")
     parser.add_argument("--output", type=Path, default=None,
                         help="results JSON (default bench/results/demo.json, with --seeds demo_seeds.json)")
+    parser.add_argument("--sft_args", type=shlex.split, default=[],
+                        help="extra train.py flags of the SFT stage, one string (an ablation: '--num_train 14400')")
+    parser.add_argument("--work_dir", type=Path, default=REPO / "outputs/demo_seeds",
+                        help="where --seeds runs write, a folder per seed (default outputs/demo_seeds)")
     parser.add_argument("--collect", type=Path, nargs="*",
                         help="summarise the per-seed results files of separate runs (no stage is run)")
     args = parser.parse_args(argv)
@@ -185,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or REPO / "bench/results" / ("demo_seeds.json" if args.seeds or args.collect else "demo.json")
     runs = [run for f in args.collect or [] for run in json.loads(f.read_text())["runs"]]
     for seed in [] if args.collect else args.seeds or [None]:
-        out = REPO / "outputs/demo_seeds" / f"seed{seed}"
-        runs.append(run_demo(seed, out))
+        runs.append(run_demo(seed, args.work_dir / f"seed{seed}", args.sft_args))
         fig = runs[-1]["figures"]
         logger.info("seed %s: SFT %.3f at %.1f thinking tokens, no-think %.3f, GRPO medium %.3f at %.1f (%.1f%% "
                     "shorter), %.1f min", runs[-1]["seed"], fig["sft_accuracy"], fig["sft_think_tokens"],

@@ -110,7 +110,8 @@ def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
         got = {r["tier"]: r for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
         lengths = [got[t]["think_tokens"] for t in TIERS]
         if not lengths[0] < lengths[1] < lengths[2]:
-            out.append(f"{decoding}: tiers not ordered short < medium < long ({', '.join(f'{x:.1f}' for x in lengths)})")
+            shown = ", ".join(f"{x:.1f}" for x in lengths)
+            out.append(f"{decoding}: tiers not ordered short < medium < long ({shown})")
         if decoding == "greedy":
             shorter = 1 - got["medium"]["think_tokens"] / sft["think_tokens"]
             loss = sft["accuracy"] - got["medium"]["accuracy"]

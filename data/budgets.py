@@ -113,7 +113,7 @@ def check_budget(budget: str) -> str:
 
 
 def resolve_tiers(overrides: str | Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Tier]:
-    """The tiers of a preset name (``TIER_PRESETS``), or the defaults with overrides, e.g. ``{"short": {"budget": 48}}``.
+    """The tiers of a preset name (``TIER_PRESETS``), or the defaults with overrides (``{"short": {"budget": 48}}``).
 
     A tier whose ``budget`` is overridden without a ``floor`` gets floor 0: the default floors are sized to the
     default budgets and would not fit another scale (name the floor to keep a band).

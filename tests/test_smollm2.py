@@ -114,7 +114,8 @@ def test_the_smollm2_tier_preset_fits_the_task_in_smollm2_tokens():
     assert all(tiers["short"].in_band(count(t.oracle_thinking), skipped=False) for t in traces)
     full = [count(t.thinking) for t in traces]
     assert statistics.median(full) > tiers["medium"].budget and max(full) <= tiers["long"].budget
-    recipes = [yaml.safe_load((REPO / "configs/smollm2/real" / f).read_text()) for f in ("eval.yaml", "grpo_mixed.yaml")]
+    recipes = [yaml.safe_load((REPO / "configs/smollm2/real" / name).read_text())
+               for name in ("eval.yaml", "grpo_mixed.yaml")]
     assert all(r["synthetic"] == knobs for r in recipes)
     longest = max(count(t.text) for t in traces)  # <think>, the thinking, </think> and the conclusion
     assert longest <= min(recipes[0]["max_new_tokens"], recipes[1]["max_completion_length"])
