@@ -25,6 +25,8 @@ import logging
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -57,11 +59,13 @@ logger = logging.getLogger("real")
 
 
 def recipe_digest(name: str) -> str:
-    """What a stage's output depends on here: its recipe file's text and its extra command-line arguments."""
+    """What a stage's output depends on here: its recipe's settings (comments and layout aside) and its extra
+    command-line arguments."""
     args = STAGES[name][0]
-    recipe = REPO / args[args.index("--config") + 1]
+    recipe = yaml.safe_load((REPO / args[args.index("--config") + 1]).read_text())
     extra = [a for a in args if a != str(OUT / "eval_sampled")]
-    return hashlib.sha256((recipe.read_text() + "\0" + " ".join(extra)).encode()).hexdigest()[:16]
+    text = json.dumps(recipe, sort_keys=True) + "\0" + " ".join(extra)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def read_made() -> dict[str, str]:

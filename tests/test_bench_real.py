@@ -71,3 +71,18 @@ def test_a_finished_stage_of_another_recipe_or_after_its_input_ran_again_stops_t
     assert ran == ["configs/smollm2/real/sft.yaml"]
     assert f"prune: done, but its input sft ran again; delete {tmp_path / 'prune'}" in caplog.text
     assert json.loads((tmp_path / "wall_seconds.json").read_text()) == {"sft": 1.0}
+
+
+def test_a_recipe_digest_follows_its_settings_not_its_comments(tmp_path, monkeypatch):
+    import bench.real as real
+
+    recipes = tmp_path / "configs/smollm2/real"
+    recipes.mkdir(parents=True)
+    source = (REPO / "configs/smollm2/real/sft.yaml").read_text()
+    (recipes / "sft.yaml").write_text(source)
+    monkeypatch.setattr(real, "REPO", tmp_path)
+    before = real.recipe_digest("sft")
+    (recipes / "sft.yaml").write_text("# a new comment\n" + source.replace("seed: 0", "seed: 0   # the same seed"))
+    assert real.recipe_digest("sft") == before
+    (recipes / "sft.yaml").write_text(source.replace("learning_rate: 1.0e-3", "learning_rate: 2.0e-3"))
+    assert real.recipe_digest("sft") != before
