@@ -120,14 +120,19 @@ class Problem:
         return self.values()[-1]
 
 
-def apply_op(value: int, op: str, arg: int, modulus: int) -> int:
+def plain_result(value: int, op: str, arg: int) -> int:
+    """``value op arg`` before reducing it modulo anything."""
     if op == "+":
-        return (value + arg) % modulus
+        return value + arg
     if op == "-":
-        return (value - arg) % modulus
+        return value - arg
     if op == "*":
-        return (value * arg) % modulus
+        return value * arg
     raise ValueError(f"unknown operator {op!r}; allowed: {', '.join(OPERATORS)}")
+
+
+def apply_op(value: int, op: str, arg: int, modulus: int) -> int:
+    return plain_result(value, op, arg) % modulus
 
 
 @dataclass
@@ -171,7 +176,7 @@ class Trace:
 
 def _fact(a: int, op: str, arg: int, result: int, show_wrap: bool) -> str:
     """``a op arg = result``; with ``show_wrap`` and a plain result other than ``result``, the plain one first."""
-    plain = {"+": a + arg, "-": a - arg, "*": a * arg}[op]
+    plain = plain_result(a, op, arg)
     if show_wrap and plain != result:
         return f"{a} {op} {arg} = {plain}, which is {result}"
     return f"{a} {op} {arg} = {result}"
