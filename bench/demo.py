@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collect", type=Path, nargs="*",
                         help="summarise the per-seed results files of separate runs (no stage is run)")
     args = parser.parse_args(argv)
+    if args.sft_args and not args.seeds:
+        parser.error("--sft_args needs --seeds: an ablation runs into --work_dir, never into outputs/tiny/")
+    if args.sft_args and args.output is None:
+        parser.error("--sft_args needs --output: an ablation's results never replace bench/results/demo_seeds.json")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     output = args.output or REPO / "bench/results" / ("demo_seeds.json" if args.seeds or args.collect else "demo.json")
     runs = [run for f in args.collect or [] for run in json.loads(f.read_text())["runs"]]

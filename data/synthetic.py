@@ -71,6 +71,8 @@ class SyntheticConfig:
             raise ValueError(f"need 2 <= max_arg < modulus, got max_arg={self.max_arg}, modulus={self.modulus}")
         if self.redundancy < 0:
             raise ValueError(f"redundancy must be >= 0, got {self.redundancy}")
+        if not isinstance(self.show_wrap, bool):
+            raise ValueError(f"show_wrap must be true or false, got {self.show_wrap!r}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
@@ -152,6 +154,7 @@ class Trace:
     problem: Problem
     paragraphs: list[Paragraph]
     conclusion: str = field(default="")
+    show_wrap: bool = False  # how its facts were written (SyntheticConfig): a re-written trace writes them alike
 
     @property
     def thinking(self) -> str:
@@ -238,7 +241,7 @@ def make_trace(
         paras.append(Paragraph(f"Let me verify the result once more. Op {len(problem.ops)} gave {values[-1]}, and "
                                f"that was the last operation. Good, the result is {values[-1]}.", "verify"))
     conclusion = f"The final value is \\boxed{{{problem.answer}}}."
-    return Trace(problem=problem, paragraphs=paras, conclusion=conclusion)
+    return Trace(problem=problem, paragraphs=paras, conclusion=conclusion, show_wrap=show_wrap)
 
 
 def split_of(problem: Problem, test_fraction: float) -> str:

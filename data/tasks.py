@@ -101,7 +101,8 @@ def _target_text(trace: Trace, tier: str, target: str) -> str:
     if tier not in TIERED_RATES:
         raise ValueError(f"sft_target tiered has no trace for the {tier!r} tier (the no-thinking choice is learned in "
                          f"GRPO, rewards.adaptive); tiered SFT takes: {', '.join(TIERED_RATES)}")
-    return make_trace(trace.problem, random.Random(f"tiered-{trace.problem.id}"), rates=TIERED_RATES[tier]).text
+    rng = random.Random(f"tiered-{trace.problem.id}")
+    return make_trace(trace.problem, rng, rates=TIERED_RATES[tier], show_wrap=trace.show_wrap).text
 
 
 # --- SFT on pruned traces, and chunk-wise / skip-thinking examples (Chen et al. 2025, arXiv 2505.18642) ---

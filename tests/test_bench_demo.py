@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from bench.demo import figures, misses, stages
+import pytest
+
+from bench.demo import figures, main, misses, stages
 
 
 def row(model: str, mode: str, acc: float, think: float, control: str = "none") -> dict:
@@ -33,3 +35,10 @@ def test_figures_and_misses_follow_the_demo_targets():
     rows[3] = row("grpo-medium", "think", 0.40, 60.0)
     assert [m.split()[0:2] for m in misses(figures(rows))] == [["SFT", "accuracy"], ["GRPO", "medium"],
                                                                   ["GRPO", "medium"]]
+
+
+def test_an_ablation_without_seeds_or_output_is_refused_before_anything_runs(capsys):
+    for argv in (["--sft_args", "--num_train 14400"], ["--seeds", "1", "--sft_args", "--num_train 14400"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "--sft_args needs" in capsys.readouterr().err

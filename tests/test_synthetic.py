@@ -90,6 +90,8 @@ def test_show_wrap_writes_the_plain_result_of_a_wrapping_fact_and_nothing_else_c
     assert negative.oracle_thinking == "Op 1: - 3, so 1 - 3 = -2, which is 8.\n"
     cfg = SyntheticConfig(show_wrap=True)  # the knob reaches generate()
     assert any("which is" in t.text for t in generate("train", 20, seed=0, cfg=cfg))
+    with pytest.raises(ValueError, match="show_wrap must be true or false"):
+        SyntheticConfig(show_wrap="false")
 
 
 def test_traces_retokenise_losslessly(tiny_tokenizer):

@@ -41,6 +41,16 @@ def test_tiered_targets_follow_each_prompts_tier():
     assert again["completion"] == ds["completion"]  # reproducible
 
 
+def test_tiered_targets_write_facts_as_their_traces_do():
+    from data.synthetic import SyntheticConfig
+
+    traces = generate("train", 30, seed=3, cfg=SyntheticConfig(show_wrap=True))
+    ds = traces_to_dataset(traces, "mixed", TIERS, seed=0, target="tiered")
+    for trace, row in zip(traces, ds, strict=True):  # every step of the trace, as it wrote it, in each tier's target
+        assert all(p.text in row["completion"][0]["content"] for p in trace.paragraphs if p.kind == "step")
+    assert any("which is" in row["completion"][0]["content"] for row in ds)
+
+
 def test_unknown_target_names_the_allowed_ones():
     with pytest.raises(ValueError, match="unknown SFT target 'half'.*full, oracle, tiered"):
         traces_to_dataset(generate("train", 2, seed=0), "medium", TIERS, target="half")
