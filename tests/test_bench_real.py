@@ -86,3 +86,24 @@ def test_a_recipe_digest_follows_its_settings_not_its_comments(tmp_path, monkeyp
     assert real.recipe_digest("sft") == before
     (recipes / "sft.yaml").write_text(source.replace("learning_rate: 1.0e-3", "learning_rate: 2.0e-3"))
     assert real.recipe_digest("sft") != before
+
+
+def test_every_recipe_of_make_real_writes_the_same_task_under_the_same_tiers():
+    """Stage 1's traces, the pruned rows, the GRPO prompts and the eval problems are one task: a knob that differs
+    between two recipes (say show_wrap in SFT only) would evaluate a model on traces it never saw. The sentence
+    stage 1 trains under is long (a full trace), the one pruning validates with and the SFT baseline is read with."""
+    import yaml
+
+    recipes = {name: yaml.safe_load((REPO / args[3]).read_text()) for name, (args, _) in STAGES.items()}
+    knobs = recipes["sft"]["synthetic"]
+    assert knobs == {"max_ops": 3, "redundancy": 2.0, "show_wrap": True}
+    for name, recipe in recipes.items():
+        assert recipe["synthetic"] == knobs, name
+        assert recipe["tiers"] == "synthetic_smollm2", name
+    assert {recipes[n]["budget"] for n in ("sft", "prune", "eval_sft")} == {"long"}
+    assert {recipes[n]["budget"] for n in ("sft_tiers", "grpo_mixed", "eval_greedy")} == {"mixed"}
+    assert recipes["eval_greedy"]["eval_tiers"] == ["short", "medium", "long"]
+    # the evaluated models are the ones the training stages write
+    made = {recipes[n]["output_dir"] for n in ("sft_tiers", "grpo_mixed")}
+    assert {m.split("=", 1)[1] for m in recipes["eval_greedy"]["models"]} == made
+    assert recipes["eval_sft"]["models"] == [f"sft={recipes['sft']['output_dir']}"]
