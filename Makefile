@@ -107,9 +107,13 @@ prune: install
 # The tiered pipeline on a real pretrained model (issue 12), on this CPU: SmolLM2-135M-Instruct (GGUF, real BPE
 # tokenizer and chat template, LoRA merged after each training stage) through SFT on long traces -> prune -> tier SFT
 # -> GRPO mixed -> eval per tier, greedy and sampled (configs/smollm2/real/). Resumable: re-run to continue.
-# Results, wall time per stage: bench/results/real.md.
+# Results, wall time per stage: bench/results/real.md. Then how much each model's tier sentence decides its trace:
+# the log-likelihood of each tier's target under each sentence, on 12 pruned rows (bench/results/tier_conditioning.md).
+REAL        := outputs/smollm2/real
 real: install
 	$(BIN)/python bench/real.py
+	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
+		grpo-mixed=$(REAL)/grpo_mixed --rows $(REAL)/prune/pruned.jsonl --tiers synthetic_smollm2
 
 clean:
 	rm -rf outputs wandb
