@@ -34,7 +34,9 @@ from bench.demo import environment, run_stage  # noqa: E402
 
 RECIPES = "configs/smollm2/real"
 OUT = REPO / "outputs/smollm2/real"
-SAMPLED = ["--temperature", "0.6"]  # one sample a problem: generation is most of the CPU time
+# One sample a problem, of the final model only (its tiers are the target; the tier SFT model is read greedy):
+# generation is most of the CPU time.
+SAMPLED = ["--temperature", "0.6", "--models", "[grpo-mixed=outputs/smollm2/real/grpo_mixed]"]
 DECODINGS = {"greedy": "eval", f"sampled t={SAMPLED[1]}": "eval_sampled"}  # label -> eval output folder
 # name -> (train.py arguments, the file that exists once the stage is done)
 STAGES: dict[str, tuple[list[str], str]] = {
