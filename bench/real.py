@@ -52,7 +52,7 @@ STAGES: dict[str, tuple[list[str], str]] = {
 # the stages whose outputs each stage reads
 INPUTS: dict[str, tuple[str, ...]] = {"prune": ("sft",), "sft_tiers": ("prune",), "grpo_mixed": ("sft_tiers",),
                                       "eval_sft": ("sft",), "eval_greedy": ("sft_tiers", "grpo_mixed"),
-                                      "eval_sampled": ("sft_tiers", "grpo_mixed")}
+                                      "eval_sampled": ("grpo_mixed",)}
 MADE = "recipes.json"  # stage -> digest of the recipe that made its output (recipe_digest)
 TIERS = ("short", "medium", "long")
 MIN_SFT_ACCURACY, MIN_MEDIUM_SHORTER, MAX_ACCURACY_LOSS = 0.8, 0.30, 0.03

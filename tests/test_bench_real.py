@@ -107,3 +107,5 @@ def test_every_recipe_of_make_real_writes_the_same_task_under_the_same_tiers():
     made = {recipes[n]["output_dir"] for n in ("sft_tiers", "grpo_mixed")}
     assert {m.split("=", 1)[1] for m in recipes["eval_greedy"]["models"]} == made
     assert recipes["eval_sft"]["models"] == [f"sft={recipes['sft']['output_dir']}"]
+    sampled = STAGES["eval_sampled"][0]  # the sampled evaluation reads the final model only
+    assert sampled[sampled.index("--models") + 1] == f"[grpo-mixed={recipes['grpo_mixed']['output_dir']}]"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.tier_conditioning import TIERS, main, margins, target_logprob
+from bench.tier_conditioning import TIERS, main, margins, summary, target_logprob
 
 
 def pruned_rows(n: int) -> list[dict]:
@@ -23,14 +23,20 @@ def pruned_rows(n: int) -> list[dict]:
     return rows
 
 
-def test_the_margin_is_own_sentence_minus_the_best_other():
-    table = {"short": {"short": -5.0, "medium": -6.0, "long": -5.5},
-             "medium": {"short": -7.0, "medium": -7.2, "long": -7.1},  # read the wrong way: negative
-             "long": {"short": -10.0, "medium": -10.0, "long": -8.0}}
-    assert margins(table) == pytest.approx({"short": 0.5, "medium": -0.2, "long": 2.0})
+def test_the_margin_is_own_sentence_minus_the_best_other_row_by_row():
+    table = {"short": {"short": [-5.0, -4.0], "medium": [-6.0, -3.0], "long": [-5.5, -4.5]},
+             "medium": {"short": [-7.0, -7.0], "medium": [-7.2, -6.0], "long": [-7.1, -8.0]},
+             "long": {"short": [-10.0, -9.0], "medium": [-10.0, -9.0], "long": [-8.0, -9.5]}}
+    assert margins(table) == {"short": pytest.approx([0.5, -1.0]), "medium": pytest.approx([-0.2, 1.0]),
+                              "long": pytest.approx([2.0, -0.5])}
+    got = summary(table)
+    assert got["short"]["margin"] == pytest.approx(-0.25) and got["short"]["positive"] == 0.5
+    assert got["long"]["long"] == pytest.approx(-8.75) and got["medium"]["positive"] == 0.5
 
 
-def test_a_targets_log_probability_is_that_of_its_tokens_after_the_generation_prompt(tiny_base):
+def test_a_target_is_scored_as_sft_puts_it_in_the_loss(tiny_base):
+    """Every token after the generation prompt, the end of turn included: TRL's completion mask, computed here
+    through the template's own tokenisation (tokenize=True) rather than the text the bench tokenises."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -40,39 +46,55 @@ def test_a_targets_log_probability_is_that_of_its_tokens_after_the_generation_pr
                                           "Op 1: + 4.\nWhat is the final value?\nReasoning length: short."}]
     completion = "<think>\nOp 1: + 4, so 3 + 4 = 7.\n</think>\n\nThe final value is \\boxed{7}."
     got = target_logprob(model, tokenizer, prompt, completion)
-    # the same sum through the model's own loss: mean negative log-likelihood over the unmasked labels
-    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-    p_ids = tokenizer(head, add_special_tokens=False).input_ids
-    c_ids = tokenizer(completion, add_special_tokens=False).input_ids
-    ids = torch.tensor([p_ids + c_ids])
-    labels = ids.clone()
-    labels[0, : len(p_ids)] = -100
+    conversation = [*prompt, {"role": "assistant", "content": completion}]
+    ids = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
+    prompt_ids = list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                    return_dict=True)["input_ids"])
+    assert ids[: len(prompt_ids)] == prompt_ids
+    tail = tokenizer.decode(ids[len(prompt_ids):])
+    assert tail.startswith("<think>") and not tail.endswith("\\boxed{7}.")  # the end of turn is scored too
+    labels = torch.tensor([ids])
+    labels[0, : len(prompt_ids)] = -100
     with torch.no_grad():
-        loss = model(ids, labels=labels).loss.item()
-    assert got == pytest.approx(-loss * len(c_ids), rel=1e-4)
-    assert got < target_logprob(model, tokenizer, prompt, completion[: len(completion) // 2])  # fewer tokens, more
+        loss = model(torch.tensor([ids]), labels=labels).loss.item()
+    assert got == pytest.approx(-loss * (len(ids) - len(prompt_ids)), rel=1e-4)
 
 
 def test_the_command_scores_every_target_under_every_sentence_and_writes_its_table(tiny_base, tmp_path):
     rows = tmp_path / "pruned.jsonl"
     rows.write_text("".join(json.dumps(r) + "\n" for r in pruned_rows(3)))
     out = tmp_path / "cond.json"
-    assert main(["--models", f"tiny={tiny_base}", "--rows", str(rows), "--tiers", "synthetic", "--n", "2",
-                 "--output", str(out)]) == 0
+    assert main(["--models", f"tiny={tiny_base}", "--rows", str(rows), "--n", "2", "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     table = result["models"]["tiny"]
-    assert result["n_rows"] == 2 and set(table) == set(TIERS) and all(set(v) == set(TIERS) for v in table.values())
-    # a longer target has more tokens, so a lower summed log-probability, under every sentence
-    assert all(table["short"][s] > table["long"][s] for s in TIERS)
+    assert result["n_rows"] == 2 and set(table) == set(TIERS)
+    assert all(len(table[t][s]) == 2 for t in TIERS for s in TIERS)
+    # a longer target has more tokens, so a lower summed log-probability, under every sentence and on every row
+    assert all(a > b for s in TIERS for a, b in zip(table["short"][s], table["long"][s]))
+    assert set(result["summary"]["tiny"]["long"]) == {*TIERS, "margin", "positive"}
     assert "| tiny | long |" in out.with_suffix(".md").read_text()
 
 
-def test_rows_without_the_tier_fields_are_refused_naming_them(tmp_path, capsys):
-    rows = tmp_path / "pruned.jsonl"
-    rows.write_text(json.dumps({"question": "q", "completion": "c"}) + "\n")
+@pytest.mark.parametrize(("models", "rows", "message"), [
+    (["no-name"], None, "--models takes name=path, got 'no-name'"),
+    (["=path"], None, "--models takes name=path"),
+    (["a={base}", "a={base}"], None, "--models names 'a' twice"),
+    (["a={base}", "b=/nowhere/model"], None, "model 'b': no folder '/nowhere/model'"),
+    (["a={base}"], [{"question": "q", "completion": "c"}], "lacks ['full_completion', 'skip_completion']"),
+    (["a={base}"], [{"skip_completion": "s", "completion": "c", "full_completion": "f"}], "lacks ['question']"),
+    (["a={base}"], [], "holds no rows"),
+])
+def test_bad_input_is_refused_by_name_before_a_model_is_loaded(models, rows, message, tmp_path, capsys,
+                                                              monkeypatch):
+    import rl.model_files
+
+    monkeypatch.setattr(rl.model_files, "load_pretrained", lambda *a, **k: pytest.fail("a model was loaded"))
+    (tmp_path / "base").mkdir()
+    path = tmp_path / "pruned.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (pruned_rows(1) if rows is None else rows)))
+    out = tmp_path / "o.json"
+    args = [m.format(base=tmp_path / "base") for m in models]
     with pytest.raises(SystemExit):
-        main(["--models", "m=x", "--rows", str(rows), "--output", str(tmp_path / "o.json")])
-    assert "['full_completion', 'skip_completion']" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--models", "no-name", "--rows", str(rows)])
-    assert not (tmp_path / "o.json").exists()
+        main(["--models", *args, "--rows", str(path), "--output", str(out)])
+    assert message in capsys.readouterr().err
+    assert not out.exists()
