@@ -145,6 +145,12 @@ def environment() -> dict:
             "versions": versions}
 
 
+def machine_line(env: dict) -> str:
+    """The line every results table opens with: date, machine and library versions (``environment``)."""
+    return (f"{env['date']}; {env['cores']} cores, {env['cpu']}; "
+            + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+
+
 def summary(runs: list[dict]) -> dict[str, dict[str, float]]:
     """Mean, min and max over seeds of every figure and of the wall times."""
     keys = {k: [r["figures"][k] for r in runs] for k in runs[0]["figures"]}
@@ -160,8 +166,7 @@ def markdown(result: dict) -> str:
     cell = (lambda k, f="{:.3f}": f.format(s[k]["mean"]) + (f" ({f.format(s[k]['min'])}-{f.format(s[k]['max'])})"
                                                              if len(result["runs"]) > 1 else ""))
     lines = [
-        f"Seeds {', '.join(str(r['seed']) for r in result['runs'])}; {env['date']}; {env['cores']} cores, "
-        f"{env['cpu']}; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        f"Seeds {', '.join(str(r['seed']) for r in result['runs'])}; {machine_line(env)}",
         "",
         "| model | accuracy | thinking tokens |",
         "|---|---|---|",

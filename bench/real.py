@@ -30,7 +30,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.demo import environment, run_stage  # noqa: E402
+from bench.demo import environment, machine_line, run_stage  # noqa: E402
+from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 
 RECIPES = "configs/smollm2/real"
 OUT = REPO / "outputs/smollm2/real"
@@ -54,7 +55,6 @@ INPUTS: dict[str, tuple[str, ...]] = {"prune": ("sft",), "sft_tiers": ("prune",)
                                       "eval_sft": ("sft",), "eval_greedy": ("sft_tiers", "grpo_mixed"),
                                       "eval_sampled": ("grpo_mixed",)}
 MADE = "recipes.json"  # stage -> digest of the recipe that made its output (recipe_digest)
-TIERS = ("short", "medium", "long")
 MIN_SFT_ACCURACY, MIN_MEDIUM_SHORTER, MAX_ACCURACY_LOSS = 0.8, 0.30, 0.03
 
 logger = logging.getLogger("real")
@@ -130,8 +130,7 @@ def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
 def markdown(result: dict) -> str:
     env, fig, walls = result["environment"], result["figures"], result["wall_seconds"]
     sft = fig["sft"]
-    lines = [f"{env['date']}; {env['cores']} cores, {env['cpu']}; "
-             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
+    lines = [machine_line(env), "",
              f"SFT on long traces ({sft.get('tier', 'medium')} sentence, greedy): accuracy {sft['accuracy']:.3f} at "
              f"{sft['think_tokens']:.1f} thinking tokens; thinking skipped: {sft['no_think_accuracy']:.3f}.", "",
              "| model | decoding | tier | accuracy | thinking tokens | within band |", "|---|---|---|---|---|---|"]

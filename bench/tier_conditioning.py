@@ -32,9 +32,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.demo import environment  # noqa: E402
+from bench.demo import environment, machine_line  # noqa: E402
+from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 
-TIERS = ("short", "medium", "long")
 FIELDS = ("question",)  # besides each tier's completion field
 
 
@@ -91,16 +91,14 @@ def summary(table: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, flo
 
 def markdown(result: dict) -> str:
     """The table: one line per model and target."""
-    env = result["environment"]
-    lines = [f"{env['date']}; {env['cores']} cores, {env['cpu']}; "
-             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+    lines = [machine_line(result["environment"]),
              f"{result['n_rows']} rows of {result['rows']} (training rows of tier SFT); mean summed log-probability "
              "of each tier's target (nats a trace) under each tier's sentence; margin: own sentence minus the best "
              "other, mean over rows and share of rows where it is positive", "",
              "| model | target | under short | under medium | under long | margin | rows > 0 |",
              "|---|---|---|---|---|---|---|"]
-    for name, table in result["models"].items():
-        for target, s in summary(table).items():
+    for name, per_target in result["summary"].items():
+        for target, s in per_target.items():
             cells = " | ".join(f"{s[t]:.2f}" for t in TIERS)
             lines.append(f"| {name} | {target} | {cells} | {s['margin']:+.2f} | {s['positive']:.2f} |")
     return "\n".join(lines) + "\n"
