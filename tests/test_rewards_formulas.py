@@ -1,47 +1,15 @@
-"""Every reward formula against hand-computed values, group edge cases, mixed tiers, thinking vs completion."""
+"""Every per-completion reward formula against hand-computed values, mixed tiers, thinking vs completion (the group
+rewards: tests/test_rewards_group.py)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 
 from data.budgets import resolve_tiers
 from rewards import GradingConfig, RewardContext, build_rewards
-from rewards.group import group_indices
 from rewards.length import token_lengths
 from rewards.metrics import tier_metrics
-
-END = 9  # the </think> token id in these tests
-# budgets 10 / 20 / 40 tokens, penalties 1.0 / 0.5 / 0.1
-TIERS = resolve_tiers({"short": {"budget": 10}, "medium": {"budget": 20}, "long": {"budget": 40}})
-CTX = RewardContext(tiers=TIERS, think_end_id=END, grading=GradingConfig(workers=0), tier_metrics=False)
-
-
-def reward(name: str, **params):
-    (func,), _ = build_rewards([{"name": name, **params}], CTX)
-    return func
-
-
-def right(n: int = 1) -> list:
-    return [[{"role": "assistant", "content": "<think>ok</think> The answer is \\boxed{5}."}]] * n
-
-
-def wrong(n: int = 1) -> list:
-    return [[{"role": "assistant", "content": "<think>ok</think> The answer is \\boxed{4}."}]] * n
-
-
-def ids(thinking: int, after: int = 0) -> list[int]:
-    """Token ids: ``thinking`` tokens ending with </think> (counted in the thinking), then ``after`` more."""
-    return [1] * (thinking - 1) + [END] + [2] * after
-
-
-def call(func, completions, completion_ids, prompts=None, **columns):
-    n = len(completions)
-    columns.setdefault("solution", ["5"] * n)
-    prompts = prompts or [[{"role": "user", "content": "Q"}]] * n
-    return func(prompts=prompts, completions=completions, completion_ids=completion_ids, **columns)
-
+from tests.reward_cases import END, TIERS, call, ids, reward, right, wrong
 
 # ---------------------------------------------------------------------------------------------- lengths
 
@@ -139,79 +107,6 @@ def test_thinkprune_fixed_limit_and_tier_budget():
     by_tier = reward("thinkprune", length_of="thinking")
     out = call(by_tier, right(2), [ids(15, after=50), ids(15)], tier=["medium", "short"])
     assert out == [1.0, 0.0]
-
-
-# ------------------------------------------------------------------------------------------------- kimi
-
-
-def test_kimi_group_values():
-    kimi = reward("kimi")
-    completions = right() + wrong() + right() + wrong()
-    # Lmin 10, Lmax 50: lam = 0.5 - (L - 10)/40 = 0.5, 0.25, 0.0, -0.5; wrong -> min(0, lam)
-    out = call(kimi, completions, [[1] * 10, [1] * 20, [1] * 30, [1] * 50])
-    assert out == pytest.approx([0.5, 0.0, 0.0, -0.5])
-
-
-@pytest.mark.parametrize(
-    "completions, lengths, expected",
-    [
-        (right(2) + wrong(), [[1] * 7] * 3, [0.0, 0.0, 0.0]),  # all the same length
-        (right(), [[1] * 7], [0.0]),  # one completion
-        (wrong(2), [[1] * 10, [1] * 30], [0.0, -0.5]),  # no correct answer: min(0, lam)
-    ],
-)
-def test_kimi_edge_cases(completions, lengths, expected):
-    assert call(reward("kimi"), completions, lengths) == pytest.approx(expected)
-
-
-def test_kimi_groups_by_prompt_not_position():
-    kimi = reward("kimi")
-    a, b = [{"role": "user", "content": "A"}], [{"role": "user", "content": "B"}]
-    prompts = [a, b, a, b]  # two prompts interleaved
-    out = call(kimi, right(4), [[1] * 10, [1] * 100, [1] * 20, [1] * 300], prompts=prompts)
-    # group A: 10, 20 -> 0.5, -0.5; group B: 100, 300 -> 0.5, -0.5 (across the batch 10..300 it would differ)
-    assert out == pytest.approx([0.5, 0.5, -0.5, -0.5])
-
-
-# ------------------------------------------------------------------------------------------- efficiency
-
-
-def sig(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
-
-
-def test_efficiency_group_values():
-    eff = reward("efficiency", alpha=0.1)
-    # correct lengths 10, 30: mu 20, population sigma 10; the wrong one scores 0 whatever its length
-    out = call(eff, right(2) + wrong(), [[1] * 10, [1] * 30, [1] * 5])
-    assert out == pytest.approx([1 - 0.1 * sig(-1), 1 - 0.1 * sig(1), 0.0], abs=1e-6)
-    assert out[0] == pytest.approx(0.9731059, abs=1e-6)
-
-
-@pytest.mark.parametrize(
-    "completions, lengths, expected",
-    [
-        (right() + wrong(), [[1] * 10, [1] * 40], [0.95, 0.0]),  # one correct: sigma 0 -> 1 - alpha/2
-        (right(3), [[1] * 8] * 3, [0.95] * 3),  # all the same length
-        (wrong(3), [[1] * 3, [1] * 6, [1] * 9], [0.0] * 3),  # no correct answer
-        (right(), [[1] * 8], [0.95]),  # one completion
-    ],
-)
-def test_efficiency_edge_cases(completions, lengths, expected):
-    assert call(reward("efficiency", alpha=0.1), completions, lengths) == pytest.approx(expected)
-
-
-def test_efficiency_groups_interleaved_prompts_and_ids():
-    eff = reward("efficiency", alpha=0.1)
-    p = [{"role": "user", "content": "same prompt text"}]
-    # same prompt, different ids: two groups; ids interleaved
-    out = call(eff, right(4), [[1] * 10, [1] * 50, [1] * 30, [1] * 50], prompts=[p] * 4, id=["x", "y", "x", "y"])
-    assert out == pytest.approx([1 - 0.1 * sig(-1), 0.95, 1 - 0.1 * sig(1), 0.95], abs=1e-6)
-
-
-def test_group_indices():
-    assert group_indices(["a", "b", "a", "c", "b"]) == [[0, 2], [1, 4], [3]]
-    assert group_indices(["a", "a", "a"], ids=[1, 2, 1]) == [[0, 2], [1]]
 
 
 # --------------------------------------------------------------------------------------- TRL wrappers
