@@ -93,8 +93,8 @@ TIER_PRESETS: dict[str, dict[str, dict[str, float]]] = {
     # make real's task in SmolLM2's BPE tokens (configs/smollm2/real/: 2-3 operations at twice the default
     # redundancy, a wrapping fact written out, `9 * 3 = 27, which is 7`): a digit, a space and each marker piece are
     # tokens of their own, so oracle traces think for 39-76 tokens (mean 54) and full traces for 179 (median; 5-95%:
-    # 124-272, at most ~307). short asks for about the oracle, medium for a pruned trace (make real's prune keeps
-    # about two thirds of a trace), long for the full reasoning with its checks.
+    # 124-272, at most ~307). short asks for about the oracle, medium for a pruned trace without its re-checks (make
+    # real's tier SFT target, sft_completion: tiered_early), long for the full reasoning with its checks.
     "synthetic_smollm2": {
         "short": {"budget": 80},
         "medium": {"budget": 128, "floor": 80},

@@ -37,12 +37,6 @@ TIERED_RATES: dict[str, dict[str, float]] = {
 }
 
 
-# sft_completion tiered (SFT on --stage prune output): each tier learns the trace of a pruned row that matches its
-# length: short the pruned prefix without its skippable chunks (skip-thinking), medium the validated prefix, long the
-# original trace. Real traces have no oracle; these three are the lengths pruning found sufficient, on-policy.
-TIERED_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": "completion", "long": "full_completion"}
-
-
 def make_prompt(question: str, tier: str, tiers: Mapping[str, Tier] | None = None) -> list[dict[str, str]]:
     """The chat prompt: the question followed by the tier's length instruction."""
     return [{"role": "user", "content": f"{question}\n{tier_instruction(tier, tiers)}"}]
@@ -117,9 +111,9 @@ def rows_dataset(
     """Prompt/completion SFT data from rows with ``id``, ``question`` and ``solution`` (e.g. ``pruned.jsonl``, or a
     real dataset's rows from ``data.dataset_task``): the task prompt with its tier, and the row's ``field``
     (``completion``: the pruned or real trace; ``skip_completion``; ``full_completion``) as the answer.
-    ``field`` may map each tier to a field (``TIERED_COMPLETIONS``: as long as each prompt's tier asks); a tier it
-    does not map or a row without the field is a ``ValueError`` naming them. ``field=None``: prompts only (GRPO,
-    evaluation).
+    ``field`` may map each tier to a field (``data.tier_targets.TIERED_COMPLETIONS``: as long as each prompt's tier
+    asks); a tier it does not map or a row without the field is a ``ValueError`` naming them. ``field=None``: prompts
+    only (GRPO, evaluation).
 
     With a per-tier ``field`` every row comes once per tier of the budget (``mixed``: three examples): the same
     question under each tier's sentence with the trace of that length, so the sentence is all that tells the lengths

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from data.budgets import BUDGET_CHOICES, resolve_tiers
-from data.tasks import TIERED_COMPLETIONS
+from data.tier_targets import TIERED, TIERED_COMPLETIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -30,7 +30,7 @@ SFT_TARGETS = ("full", "oracle", "tiered")
 SFT_MODES = ("full", "chunkwise", "skip")
 # sft_completion -> the pruned row's field (tiered: one per tier, data.tasks.TIERED_COMPLETIONS)
 SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion",
-                   "tiered": TIERED_COMPLETIONS}
+                   **TIERED}
 PRUNE_CONCLUSIONS = ("original", "model")
 
 
@@ -110,10 +110,17 @@ class LcrlArguments:
         default="pruned",
         metadata={
             "help": "With sft_data and sft_mode full, the trace of each pruned row to learn: pruned (the validated "
-            "prefix), skip (the prefix without its skippable chunks), full (the original trace) or tiered (each row "
-            "once per tier of the budget, as long as the tier asks: skip for short, pruned for medium, full for long).",
+            "prefix), skip (the prefix without its skippable chunks), full (the original trace), tiered (each row "
+            "once per tier of the budget, as long as the tier asks: skip for short, pruned for medium, full for "
+            "long) or tiered_early (as tiered, medium the skip prefix with its opening kept, so the tiers part "
+            "earlier in the thinking; data/tier_targets.py).",
             "choices": list(SFT_COMPLETIONS),
         },
+    )
+    preference_tiers: list | str | None = field(
+        default=None,
+        metadata={"help": "--stage dpo: the tiers whose neighbouring targets (those of sft_completion: tiered or "
+                  "tiered_early) make preference pairs, e.g. [medium, long]; default all three."},
     )
     segment: dict | str | None = field(
         default=None, metadata={"help": "Step segmentation knobs (paragraphs, markers, min_chars, max_chars)."}
@@ -139,6 +146,17 @@ class LcrlArguments:
         self.segment_config()  # raises on unknown knobs
         self.chunk_config()
         self.check_task()
+        self.preference_tiers = yaml_value(self.preference_tiers, "preference_tiers")
+        self.pair_tiers()
+
+    def pair_tiers(self) -> list[str]:
+        """The tiers of ``--stage dpo``'s preference pairs: ``preference_tiers``, or all three."""
+        names = self.preference_tiers if self.preference_tiers is not None else list(TIERED_COMPLETIONS)
+        if (not isinstance(names, list) or len(set(names)) != len(names) or len(names) < 2
+                or not set(names) <= set(TIERED_COMPLETIONS)):
+            raise ConfigError(f"preference_tiers must list two or more distinct tiers, got {names!r}; allowed: "
+                              f"{', '.join(TIERED_COMPLETIONS)}")
+        return names
 
     def resolve_reward_recipe(self) -> None:
         """Turn ``rewards`` (a list, a recipe name or a YAML path) into its list; keep the name in ``reward_recipe``."""

@@ -10,8 +10,9 @@ from trl import SFTConfig, SFTTrainer
 
 import train
 from data.budgets import resolve_tiers
-from data.tasks import TIERED_COMPLETIONS, chunked_dataset, rows_dataset, trace_rows
 from data.synthetic import generate
+from data.tasks import chunked_dataset, rows_dataset, trace_rows
+from data.tier_targets import TIERED_COMPLETIONS, TIERED_EARLY_COMPLETIONS, add_opening_skip, equal_targets
 from rl.config import InitArguments
 from rl.tiny_model import build_model
 
@@ -145,3 +146,34 @@ def test_a_rerun_resumes_only_a_run_with_the_same_settings(tiny_base, tmp_path, 
     assert not (out / "checkpoint-3").exists()
     fresh = tmp_path / "fresh"  # a new output_dir is always fine
     assert train.main([*argv, "--output_dir", str(fresh), "--max_steps", "1", "--sft_mode", "chunkwise"]) == 0
+
+
+def test_tiered_early_gives_medium_the_skip_prefix_with_its_opening_kept(tmp_path, capsys):
+    """sft_completion tiered_early: short the skip prefix, medium the same with its opening chunk kept, long the
+    original trace; so short and medium part at the first thinking token and medium and long at the first re-check."""
+    opening = "Okay, so I start with 6 and apply 2 operations.\n\n"
+    row = {**ROW, "chunks": [opening, *CHUNKS], "skippable": [0, 2],
+           "skip_completion": "<think>\n" + CHUNKS[0] + CHUNKS[2] + "\n</think>\n\n" + CONCLUSION,
+           "full_completion": "<think>\n" + opening + "".join(CHUNKS) + "\n\nLet me verify.\n</think>\n\n" + CONCLUSION}
+    [got] = add_opening_skip([row])
+    medium = got["opening_skip_completion"]
+    assert medium == "<think>\n" + opening + CHUNKS[0] + CHUNKS[2] + "\n</think>\n\n" + CONCLUSION
+    data = rows_dataset([got], "mixed", resolve_tiers(None), field=TIERED_EARLY_COMPLETIONS)
+    by_tier = {ex["tier"]: ex["completion"][0]["content"] for ex in data}
+    assert by_tier == {"short": row["skip_completion"], "medium": medium, "long": row["full_completion"]}
+    first = {t: text.removeprefix("<think>\n")[:4] for t, text in by_tier.items()}
+    assert first["short"] != first["medium"] == first["long"]  # short parts at the first token
+    assert CHUNKS[1] not in medium and CHUNKS[1] in by_tier["long"]  # medium and long part at the re-check
+    kept_opening = {**row, "skippable": [2], "skip_completion": medium}  # an opening that is not skippable
+    assert equal_targets(add_opening_skip([row, kept_opening]), TIERED_EARLY_COMPLETIONS) == {
+        "short/medium": 1, "medium/long": 0}
+    with pytest.raises(ValueError, match=r"row 'r0' has no \['chunks', 'skippable'\]: run --stage prune"):
+        add_opening_skip([{"id": "r0", "conclusion": "c"}])
+    path = tmp_path / "pruned.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    argv = ["--stage", "sft", "--dry_run", "--budget", "mixed", "--sft_completion", "tiered_early", "--sft_data"]
+    assert train.main([*argv, str(path)]) == 0
+    bare = tmp_path / "bare.jsonl"  # a pruned file without chunks (skip_chunks: false)
+    bare.write_text(json.dumps({k: v for k, v in row.items() if k not in ("chunks", "skippable")}) + "\n")
+    assert train.main([*argv, str(bare)]) == 2
+    assert "has no ['chunks', 'skippable']: run --stage prune with skip_chunks: true" in capsys.readouterr().err

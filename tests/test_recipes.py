@@ -36,7 +36,8 @@ REWARD_RECIPES = reward_recipes_available()
 # A stand-in for a pruned JSONL (--stage prune's output) that a recipe's sft_data names but is not written yet.
 PRUNED_ROW = {"id": "r0", "question": "Start with 3. Add 2.", "solution": "5", "completion": "<think>3 + 2 = 5"
               "</think>\n\\boxed{5}", "skip_completion": "<think>5</think>\n\\boxed{5}",
-              "full_completion": "<think>3 + 2 = 5. Check: 5.</think>\n\\boxed{5}", "skipped": []}
+              "full_completion": "<think>3 + 2 = 5. Check: 5.</think>\n\\boxed{5}",
+              "chunks": ["Start with 3.\n\n", "3 + 2 = 5"], "skippable": [0], "conclusion": "\\boxed{5}"}
 
 
 def recipe_stage(path: Path) -> str:

@@ -17,7 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from data.budgets import resolve_tiers
 from data.dataset_task import prompt_rows, sft_rows
-from data.prune_io import check_settings
+from data.prune_io import check_settings, read_jsonl
 from data.synthetic import Trace
 from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
 from rewards.verify import gold_parses
@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 RUN_SETTINGS_FILE = "run_settings.json"
 ADAPTER_DIR = "adapter"  # where a LoRA run keeps its adapter, beside the merged full model (``train_and_save``)
 RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset", "num_train", "task_seed", "budget",
-                   "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "segment", "chunking", "rewards",
-                   "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed", "use_peft")
+                   "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "preference_tiers", "segment",
+                   "chunking", "rewards", "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed",
+                   "use_peft")
 
 
 def task_traces(lcrl: LcrlArguments, split: str, n: int) -> list[Trace]:
@@ -73,6 +74,19 @@ def task_dataset(lcrl: LcrlArguments, split: str, target: str | None) -> Dataset
     except (OSError, ValueError) as exc:
         raise ConfigError(f"dataset {spec.path!r}: {exc}") from exc
     return rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
+
+
+def pruned_rows(lcrl: LcrlArguments) -> list[dict]:
+    """The first ``num_train`` rows of the pruned JSONL ``sft_data``."""
+    if not Path(lcrl.sft_data).is_file():
+        raise ConfigError(f"sft_data {lcrl.sft_data!r} not found (run --stage prune first, or fix the path)")
+    try:
+        rows = read_jsonl(lcrl.sft_data)[: lcrl.num_train]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"sft_data {lcrl.sft_data!r} cannot be read: {exc}") from exc
+    if not rows:
+        raise ConfigError(f"sft_data {lcrl.sft_data!r} holds no pruned traces (run --stage prune first)")
+    return rows
 
 
 def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

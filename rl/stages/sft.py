@@ -20,34 +20,20 @@ The chunked modes hand TRL tokenised examples with their own ``labels`` (-100 on
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from trl import SFTTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
-from data.prune_io import read_jsonl
 from data.tasks import chunked_dataset, rows_dataset, trace_rows
+from data.tier_targets import equal_targets, tier_rows
 from rl.checks import check_loaded_precision, startup_checks
 from rl.config import SFT_COMPLETIONS, ConfigError
 from rl.distributed import log_world
 from rl.recipes import ParsedRun
-from rl.stages.common import load_policy, prepare_training, task_dataset, task_traces, train_and_save
+from rl.stages.common import load_policy, prepare_training, pruned_rows, task_dataset, task_traces, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
-
-
-def pruned_rows(lcrl) -> list[dict]:
-    """The first ``num_train`` rows of the pruned JSONL ``sft_data``."""
-    if not Path(lcrl.sft_data).is_file():
-        raise ConfigError(f"sft_data {lcrl.sft_data!r} not found (run --stage prune first, or fix the path)")
-    try:
-        rows = read_jsonl(lcrl.sft_data)[: lcrl.num_train]
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"sft_data {lcrl.sft_data!r} cannot be read: {exc}") from exc
-    if not rows:
-        raise ConfigError(f"sft_data {lcrl.sft_data!r} holds no pruned traces (run --stage prune first)")
-    return rows
 
 
 def run(run: ParsedRun) -> None:
@@ -60,7 +46,13 @@ def run(run: ParsedRun) -> None:
         if rows is not None:
             field = SFT_COMPLETIONS[lcrl.sft_completion]
             try:
+                rows = tier_rows(rows, field) if isinstance(field, dict) else rows
                 train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
+                if isinstance(field, dict):
+                    same = equal_targets(rows, field)
+                    log = logger.warning if any(n == len(rows) for n in same.values()) else logger.info
+                    log("tiered targets of %d rows; rows whose neighbouring tiers' targets are the same: %s",
+                        len(rows), same)
             except ValueError as exc:
                 hint = " (skip_completion needs --stage prune with skip_chunks: true)" if "skip_completion" in str(
                     exc) else ""

@@ -1,0 +1,104 @@
+"""Tier targets from pruned traces: which trace each tier learns in tiered SFT, and tier preference pairs for DPO.
+
+A row of ``--stage prune``'s ``pruned.jsonl`` holds three traces of one problem: the original (``full_completion``),
+the validated prefix (``completion``) and the prefix without its skippable chunks (``skip_completion``), with the
+prefix's ``chunks``, the indices ``skippable`` and the ``conclusion``. Real traces have no oracle; these are the
+lengths pruning found sufficient, on-policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from datasets import Dataset
+
+from data.budgets import Tier
+from data.tasks import make_prompt
+from data.traces import render_completion
+
+# sft_completion tiered: short the skip-thinking prefix, medium the validated prefix, long the original trace.
+TIERED_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": "completion", "long": "full_completion"}
+# sft_completion tiered_early: as tiered, but medium's target is the skip-thinking prefix with its opening chunk kept
+# (``add_opening_skip``), so where the opening is skippable short and medium part at the first thinking token and,
+# where the prefix re-checks a step, medium and long part at the first re-check, not only where the validated prefix
+# stops (make real's rows: ``bench/tier_conditioning.py`` reports where the targets part). At that late point
+# SmolLM2's tier SFT on tiered targets closed its thinking about as often under the long sentence as under medium
+# (``bench/results/tier_conditioning_fourth_run.md``): the lesson of the embedded task (``data.tasks.TIERED_RATES``)
+# holds for a pretrained model too: a tier shows early in the thinking or is hardly learned. Medium's target itself
+# was not validated: the skip search validated the prefix without every skippable chunk, opening included.
+OPENING_SKIP = "opening_skip_completion"
+TIERED_EARLY_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": OPENING_SKIP,
+                                            "long": "full_completion"}
+TIERED = {"tiered": TIERED_COMPLETIONS, "tiered_early": TIERED_EARLY_COMPLETIONS}  # sft_completion -> tier fields
+
+
+def add_opening_skip(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with ``opening_skip_completion``: the validated prefix without the chunks ``--stage prune`` found
+    skippable, except the first (the opening, which restates the problem), then the row's conclusion. Where the
+    opening is not skippable it equals the skip prefix; where nothing but the opening is, the validated prefix. A row
+    without ``chunks``, ``skippable`` or ``conclusion`` is a ``ValueError`` (``--stage prune`` with
+    ``skip_chunks: true`` writes them)."""
+    out = []
+    for r in rows:
+        missing = [k for k in ("chunks", "skippable", "conclusion") if k not in r]
+        if missing:
+            raise ValueError(f"row {r.get('id')!r} has no {missing}: run --stage prune with skip_chunks: true")
+        skipped = set(r["skippable"]) - {0}
+        thinking = "".join(c for j, c in enumerate(r["chunks"]) if j not in skipped)
+        out.append({**r, OPENING_SKIP: render_completion(thinking, r["conclusion"])})
+    return out
+
+
+def tier_rows(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``rows`` with every field ``fields`` names (``add_opening_skip`` when it names ``OPENING_SKIP``)."""
+    return add_opening_skip(rows) if OPENING_SKIP in fields.values() else [dict(r) for r in rows]
+
+
+def equal_targets(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> dict[str, int]:
+    """Per pair of neighbouring tiers (``"short/medium"``, ...), the rows whose two targets are the same text: there
+    the sentence has nothing to choose (``tiered_early``: an opening that is not skippable makes medium short's)."""
+    order = list(fields)
+    return {f"{a}/{b}": sum(r[fields[a]] == r[fields[b]] for r in rows) for a, b in zip(order, order[1:])}
+
+
+def tier_pairs(
+    rows: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    tiers: Mapping[str, Tier],
+    fields: Mapping[str, str] = TIERED_COMPLETIONS,
+) -> Dataset:
+    """Preference pairs that teach the choice between neighbouring tiers (``--stage dpo``; TRL's conversational
+    preference format: ``prompt``, ``chosen``, ``rejected``, with ``id`` and ``tier``).
+
+    For each row and each neighbouring pair ``a < b`` of ``names`` (in ``short, medium, long`` order, each tier's
+    target the row's ``fields[tier]``, as tiered SFT learns them): under a's sentence a's target is chosen over b's,
+    and under b's sentence b's over a's. A medium/long pair shares every token up to where the validated prefix stops,
+    so DPO's log-ratio cancels that prefix and trains the choice made there. It is the pair of Wang et al. 2025
+    (arXiv 2505.18440: pruned chosen over full), once under each tier's sentence and both ways round. Pairs with equal
+    targets are left out. Fewer than two tiers, a tier without a field (the no-thinking tier has none), a repeated
+    tier or a row without a field, ``id`` or ``question`` is a ``ValueError`` naming them.
+    """
+    order = [t for t in fields if t in names]
+    unknown = sorted(set(names) - set(fields))
+    if unknown or len(order) != len(names) or len(order) < 2:
+        problem = (f"tier(s) {unknown} have no target" if unknown else "repeated tiers" if len(order) != len(names)
+                   else "fewer than two tiers")
+        raise ValueError(f"preference pairs need two or more distinct tiers with a target; {problem} in "
+                         f"{list(names)}; allowed: {', '.join(fields)}")
+    columns: dict[str, list] = {"id": [], "prompt": [], "chosen": [], "rejected": [], "tier": []}
+    for r in rows:
+        missing = [f for f in ("id", "question", *(fields[t] for t in order)) if f not in r]
+        if missing:
+            raise ValueError(f"row {r.get('id')!r} has no {missing} (run --stage prune with skip_chunks: true for "
+                             "skip_completion)")
+        for a, b in zip(order, order[1:]):
+            if r[fields[a]] == r[fields[b]]:
+                continue
+            for tier, chosen, rejected in ((a, r[fields[a]], r[fields[b]]), (b, r[fields[b]], r[fields[a]])):
+                columns["id"].append(r["id"])
+                columns["prompt"].append(make_prompt(r["question"], tier, tiers))
+                columns["chosen"].append([{"role": "assistant", "content": chosen}])
+                columns["rejected"].append([{"role": "assistant", "content": rejected}])
+                columns["tier"].append(tier)
+    return Dataset.from_dict(columns)
