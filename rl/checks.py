@@ -1,6 +1,6 @@
 """Start-up checks of a training recipe: the mistakes that only show on real GPUs, refused before anything loads.
 
-Run by the ``sft`` and ``grpo`` stages at start and in ``--dry_run`` (which logs every check it made). Each
+Run by the ``sft``, ``dpo`` and ``grpo`` stages at start and in ``--dry_run`` (which logs every check it made). Each
 refusal is a ``ConfigError`` naming the problem and the fix:
 
 - **precision**: half-precision parameters (``dtype: bfloat16 | float16``, or ``auto`` on a half checkpoint)
@@ -11,7 +11,7 @@ refusal is a ``ConfigError`` naming the problem and the fix:
   ``ModelConfig.dtype`` default: fp32 weights, bf16 autocast of the matmuls). Checked again on the loaded
   parameters (``check_loaded_precision``: ``dtype: auto`` whose checkpoint config was not readable before);
 - **reward length constants** (GRPO): a constant smaller than the smallest tier budget (``rewards.recipes``);
-- **context**: ``max_completion_length`` (GRPO; the prompt needs room too) or ``max_length`` (SFT) beyond the
+- **context**: ``max_completion_length`` (GRPO; the prompt needs room too) or ``max_length`` (SFT, DPO) beyond the
   model's ``max_position_embeddings`` (read with ``AutoConfig``, no weights; a dry run reads local files and the
   Hub cache only, and a config it cannot read is not checked), a completion that does not fit
   ``vllm_max_model_length``, or a ``vllm_max_model_length`` beyond the model's context. Once the tokenizer is loaded, ``check_prompt_lengths`` measures the real prompts;
@@ -119,12 +119,13 @@ def check_context(stage: str, training_args: Any, config: Any | None) -> list[st
     """Refuse completions (or SFT sequences) longer than the model's context or vLLM's ``max_model_len``."""
     context = model_context(config)
     done = []
-    if stage == "sft":
+    if stage in ("sft", "dpo"):
         length = getattr(training_args, "max_length", None)
         if context and length and length > context:
             raise ConfigError(f"max_length {length} exceeds the model's context ({context} tokens, "
                               f"max_position_embeddings): set max_length <= {context}")
-        return [f"context: SFT max_length {length} within {context or 'unknown (config not readable here)'}"]
+        known = context or "unknown (config not readable here)"
+        return [f"context: {stage.upper()} max_length {length} within {known}"]
     completion = training_args.max_completion_length
     if context and completion >= context:
         raise ConfigError(f"max_completion_length {completion} leaves no room for the prompt in the model's context "
@@ -186,7 +187,7 @@ def check_log_completions(training_args: Any) -> str:
 
 
 def startup_checks(run: ParsedRun) -> list[str]:
-    """Every check of a ``sft`` or ``grpo`` run; returns (and logs) what was checked, raises ``ConfigError``."""
+    """Every check of an ``sft``, ``dpo`` or ``grpo`` run; returns (and logs) what was checked; ``ConfigError``."""
     training_args, model_args = run.stage_args[0], run.stage_args[1]
     config = model_config(model_args, getattr(training_args, "trust_remote_code", False), offline=run.lcrl.dry_run)
     done = [check_precision(training_args, model_args, config), *check_context(run.stage, training_args, config)]

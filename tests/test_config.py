@@ -62,14 +62,14 @@ def test_our_fields_do_not_collide_with_trl(types):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--stage", "distill"], "unknown stage 'distill'; allowed stages: init, sft, grpo, eval, prune"),
+        (["--stage", "distill"], "unknown stage 'distill'; allowed stages: init, sft, grpo, eval, prune, dpo"),
         (["--stage", "sft", "--config", "configs/nope.yaml"], "'configs/nope.yaml' not found; available recipes:"),
         (["--stage", "sft", "--learning_rat", "1"], r"unknown command-line flag\(s\): '--learning_rat' \(did you mean learning_rate"),
         (["--stage", "grpo", "--tiers", "{huge: {budget: 1}}"], "unknown tier 'huge' in tiers; allowed: short, medium, long"),
         (["--stage", "eval", "--eval_tiers", "tiny"], "unknown tier 'tiny' in eval_tiers; allowed: short, medium, long"),
         (["--stage", "grpo", "--grading", "{timeout: 2, wrkers: 1}"], r"unknown grading knob\(s\) \['wrkers'\]; allowed: "),
         (["--stage", "grpo", "--grading", "{timeout: 0}"], "grading timeout must be > 0"),
-        ([], "--stage is required; allowed stages: init, sft, grpo, eval, prune"),
+        ([], "--stage is required; allowed stages: init, sft, grpo, eval, prune, dpo"),
     ],
 )
 def test_bad_input_names_the_value_and_the_choices(argv, message, types):
@@ -96,7 +96,7 @@ def test_recipes_are_listed():
     [
         (["--stage", "sft", "--budget", "huge"], "invalid choice: 'huge'"),
         (["--stage", "grpo", "--bogus_key", "1"], "unknown command-line flag"),
-        (["--stage", "prune-everything"], "allowed stages: init, sft, grpo, eval, prune"),
+        (["--stage", "prune-everything"], "allowed stages: init, sft, grpo, eval, prune, dpo"),
     ],
 )
 def test_cli_exits_non_zero_before_writing_anything(tmp_path, extra, message):

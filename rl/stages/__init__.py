@@ -16,6 +16,7 @@ STAGE_MODULES: dict[str, str] = {
     "grpo": "rl.stages.grpo",
     "eval": "rl.stages.evaluation",
     "prune": "rl.stages.prune",
+    "dpo": "rl.stages.dpo",
 }
 
 
@@ -23,6 +24,12 @@ def _sft() -> tuple[type, ...]:
     from trl import ModelConfig, SFTConfig
 
     return LcrlArguments, SFTConfig, ModelConfig
+
+
+def _dpo() -> tuple[type, ...]:
+    from trl import DPOConfig, ModelConfig
+
+    return LcrlArguments, DPOConfig, ModelConfig
 
 
 def _grpo() -> tuple[type, ...]:
@@ -41,6 +48,7 @@ _TYPES: dict[str, Callable[[], tuple[type, ...]]] = {
     "grpo": _grpo,
     "eval": lambda: (LcrlArguments, EvalArguments),
     "prune": lambda: (LcrlArguments, PruneArguments),
+    "dpo": _dpo,
 }
 
 
