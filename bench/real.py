@@ -13,7 +13,8 @@ Results, with the machine, the library versions and the wall time of each stage:
 ``real.md``. The targets
 (issue 12): SFT accuracy >= 0.8 and well above no-thinking; short < medium < long in thinking tokens, greedy and
 sampled; medium at least 30% shorter than the SFT model at <= 3 points of accuracy loss. Missed targets are
-reported, not hidden; ``--check`` exits 1 on one.
+reported, not hidden; ``--check`` exits 1 on one. The table also names, per decoding, the neighbouring tiers closest in
+thinking length: a strict order can still be a tie in substance.
 """
 
 from __future__ import annotations
@@ -127,6 +128,18 @@ def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
     return out
 
 
+def closest_tiers(fig: dict, model: str = "grpo-mixed") -> dict[str, tuple[str, float]]:
+    """Per decoding, the neighbouring tiers of ``model`` whose thinking lengths are closest, and their difference."""
+    out = {}
+    for decoding in DECODINGS:
+        got = {r["tier"]: r["think_tokens"] for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
+        gaps = {f"{a}/{b}": got[b] - got[a] for a, b in zip(TIERS, TIERS[1:]) if a in got and b in got}
+        if gaps:
+            name = min(gaps, key=gaps.get)
+            out[decoding] = (name, gaps[name])
+    return out
+
+
 def markdown(result: dict) -> str:
     env, fig, walls = result["environment"], result["figures"], result["wall_seconds"]
     sft = fig["sft"]
@@ -140,6 +153,8 @@ def markdown(result: dict) -> str:
     lines += [f"| {k} | {v:.0f} |" for k, v in walls.items()]
     lines += [f"| total | {sum(walls.values()):.0f} ({sum(walls.values()) / 60:.1f} min) |", ""]
     lines.append("Targets missed: " + ("; ".join(result["misses"]) if result["misses"] else "none"))
+    lines += ["", "Closest neighbouring tiers of grpo-mixed (a strict order can be a tie in substance): " + "; ".join(
+        f"{d}: {name} {gap:.1f} tokens apart" for d, (name, gap) in closest_tiers(fig).items())]
     return "\n".join(lines) + "\n"
 
 

@@ -1,14 +1,20 @@
 """How much a model's tier sentence decides which trace it writes: log-likelihood of each tier's target under each
 tier's sentence.
 
-Tiered SFT (``sft_completion: tiered``) puts one pruned row under every tier sentence, each with the trace of its
-length: short the skip-thinking prefix, medium the validated prefix, long the whole trace
-(``data.tasks.TIERED_COMPLETIONS``). A model that has learned what the sentences mean gives each target its highest
-likelihood under its own tier's sentence; a model that ignores them gives every target the same likelihood whatever
-the sentence. For each model and each target this reports the mean summed log-probability of the target under each
-sentence, and the *margin*: under its own sentence minus under the best other one (nats a trace; > 0 is the sentence
-read the right way), as a mean over rows and as the share of rows where it is positive. A model trained under one
-sentence only (make real's stage 1) gives the noise floor: how far wording alone moves a target.
+Tiered SFT (``sft_completion: tiered`` or ``tiered_early``) puts one pruned row under every tier sentence, each with
+the trace of its length: short the skip-thinking prefix, medium the validated prefix (``tiered_early``: the
+skip-thinking prefix with its opening kept), long the whole trace (``data.tasks.TIERED_COMPLETIONS``,
+``TIERED_EARLY_COMPLETIONS``; ``--completions`` names the one the model trained on). A model that has learned what
+the sentences mean gives each target its highest likelihood under its own tier's sentence; a model that ignores them
+gives every target the same likelihood whatever the sentence. For each model and each target this reports the mean
+summed log-probability of the target under each sentence, and the *margin*: under its own sentence minus under the
+best other one (nats a trace; > 0 is the sentence read the right way), as a mean over rows and as the share of rows
+where it is positive. A model trained under one sentence only (make real's stage 1) gives the noise floor: how far
+wording alone moves a target.
+
+It also reads the choice where ``tiered`` puts it for medium and long: after the validated prefix (the rows where
+pruning cut something), the probability that the model closes its thinking there, under each sentence. A model that
+reads the sentence closes under medium and goes on under long.
 
     python bench/tier_conditioning.py --models sft-tiers=outputs/smollm2/real/sft_tiers \\
         grpo-mixed=outputs/smollm2/real/grpo_mixed --rows outputs/smollm2/real/prune/pruned.jsonl \\
@@ -57,23 +63,68 @@ def target_logprob(model: Any, tokenizer: Any, prompt: list[dict[str, str]], com
     return picked[len(prompt_ids) - 1:].sum().item()
 
 
-def conditioning(spec: str, rows: list[dict]) -> dict[str, dict[str, list[float]]]:
-    """target tier -> sentence tier -> summed log-probability of the target, one per row."""
+def close_probability(model: Any, tokenizer: Any, prompt: list[dict[str, str]], completion: str) -> float | None:
+    """The probability of the first token of ``</think>`` where ``completion`` (a validated prefix) closes its
+    thinking, given the prompt and the thinking before it; ``None`` where the tokenizer merges the thinking's last
+    characters with the marker (no token boundary there)."""
+    import torch
+
+    from data.format import THINK_CLOSE
+
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    before = tokenizer(head + completion[: completion.index(THINK_CLOSE)], add_special_tokens=False).input_ids
+    ids = tokenizer(head + completion, add_special_tokens=False).input_ids
+    if ids[: len(before)] != before:
+        return None
+    with torch.no_grad():
+        probs = model(torch.tensor([before])).logits[0, -1].float().softmax(-1)
+    return probs[ids[len(before)]].item()
+
+
+def was_cut(row: dict) -> bool:
+    """Whether pruning kept fewer steps than the trace has (the validated prefix stops before the full trace does)."""
+    from data.format import THINK_CLOSE
+
+    if "kept_steps" in row and "n_steps" in row:
+        return row["kept_steps"] < row["n_steps"]
+    return row["completion"].split(THINK_CLOSE)[0] != row["full_completion"].split(THINK_CLOSE)[0]
+
+
+def parting(tokenizer: Any, rows: list[dict], fields: dict[str, str]) -> dict[str, list[int | None]]:
+    """For each pair of neighbouring tiers, per row: the index of the first token where their targets differ (counted
+    from the start of the completion), ``None`` where the targets are equal."""
+    out: dict[str, list[int | None]] = {}
+    for a, b in zip(TIERS, TIERS[1:]):
+        got: list[int | None] = []
+        for row in rows:
+            x, y = (tokenizer(row[fields[t]], add_special_tokens=False).input_ids for t in (a, b))
+            first = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+            got.append(None if x == y else first)
+        out[f"{a}/{b}"] = got
+    return out
+
+
+def conditioning(spec: str, rows: list[dict], fields: dict[str, str]) -> tuple[dict, dict, dict]:
+    """target tier -> sentence tier -> summed log-probability of the target (``fields[target]``), one per row;
+    sentence tier -> ``close_probability`` after the validated prefix, one per row that pruning cut (``None`` at a
+    merge); and where neighbouring targets part (``parting``, in this model's tokens)."""
     from tqdm import tqdm
 
-    from data.tasks import TIERED_COMPLETIONS, make_prompt
+    from data.tasks import make_prompt
     from rl.model_files import load_pretrained
 
     model, tokenizer = load_pretrained(spec)
     model.eval()
     table: dict[str, dict[str, list[float]]] = {t: {s: [] for s in TIERS} for t in TIERS}
+    close: dict[str, list[float | None]] = {s: [] for s in TIERS}
     for row in tqdm(rows, desc=f"scoring {spec}"):
         for sentence in TIERS:
             prompt = make_prompt(row["question"], sentence)
             for target in TIERS:
-                text = row[TIERED_COMPLETIONS[target]]
-                table[target][sentence].append(target_logprob(model, tokenizer, prompt, text))
-    return table
+                table[target][sentence].append(target_logprob(model, tokenizer, prompt, row[fields[target]]))
+            if was_cut(row):
+                close[sentence].append(close_probability(model, tokenizer, prompt, row["completion"]))
+    return table, close, parting(tokenizer, rows, fields)
 
 
 def margins(table: dict[str, dict[str, list[float]]]) -> dict[str, list[float]]:
@@ -92,7 +143,8 @@ def summary(table: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, flo
 def markdown(result: dict) -> str:
     """The table: one line per model and target."""
     lines = [machine_line(result["environment"]),
-             f"{result['n_rows']} rows of {result['rows']} (training rows of tier SFT); mean summed log-probability "
+             f"{result['n_rows']} rows of {result['rows']} (training rows of tier SFT), targets "
+             f"{result.get('completions', 'tiered')}; mean summed log-probability "
              "of each tier's target (nats a trace) under each tier's sentence; margin: own sentence minus the best "
              "other, mean over rows and share of rows where it is positive", "",
              "| model | target | under short | under medium | under long | margin | rows > 0 |",
@@ -101,19 +153,37 @@ def markdown(result: dict) -> str:
         for target, s in per_target.items():
             cells = " | ".join(f"{s[t]:.2f}" for t in TIERS)
             lines.append(f"| {name} | {target} | {cells} | {s['margin']:+.2f} | {s['positive']:.2f} |")
+    if result.get("parting"):
+        lines += ["", "Where neighbouring tiers' targets part, in tokens from the start of the completion:", "",
+                  "| tiers | mean | min | max | rows with equal targets |", "|---|---|---|---|---|"]
+        for pair, got in result["parting"].items():
+            at = [i for i in got if i is not None]
+            cells = f"{statistics.fmean(at):.1f} | {min(at)} | {max(at)}" if at else "- | - | -"
+            lines.append(f"| {pair} | {cells} | {len(got) - len(at)} |")
+    if result.get("close"):
+        lines += ["", "Probability of closing the thinking after the validated prefix (mean over the rows pruning "
+                  "cut; rows where the tokenizer merges across the marker are left out):", "",
+                  "| model | rows | under short | under medium | under long |", "|---|---|---|---|---|"]
+        for name, per in result["close"].items():
+            kept = [i for i in range(len(per[TIERS[0]])) if all(per[t][i] is not None for t in TIERS)]
+            if kept:
+                cells = " | ".join(f"{statistics.fmean(per[t][i] for i in kept):.3f}" for t in TIERS)
+                lines.append(f"| {name} | {len(kept)} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
     """Arguments, models (name -> path) and rows, every one checked before a model is loaded."""
     from data.sources import read_rows
-    from data.tasks import TIERED_COMPLETIONS
+    from data.tier_targets import TIERED, tier_rows
     from rl.model_files import resolve_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
     parser.add_argument("--rows", type=Path, required=True, help="pruned rows (--stage prune's pruned.jsonl)")
     parser.add_argument("--n", type=int, default=12, help="rows scored (the first n)")
+    parser.add_argument("--completions", choices=list(TIERED), default="tiered_early",
+                        help="the targets tier SFT learned (its sft_completion; make real: tiered_early)")
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/tier_conditioning.json")
     args = parser.parse_args(argv)
     models: dict[str, str] = {}
@@ -137,16 +207,25 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
     rows = list(read_rows(str(args.rows)))[: args.n]
     if not rows:
         parser.error(f"--rows {args.rows} holds no rows")
-    missing = sorted({f for r in rows for f in (*FIELDS, *TIERED_COMPLETIONS.values()) if f not in r})
+    fields = TIERED[args.completions]
+    needed = {*FIELDS, "completion", "full_completion", "skip_completion"}
+    if args.completions == "tiered_early":
+        needed |= {"chunks", "skippable", "conclusion"}
+    missing = sorted({f for r in rows for f in needed if f not in r})
     if missing:
-        parser.error(f"{args.rows} lacks {missing}: run --stage prune with skip_chunks: true")
-    return args, models, rows
+        hint = " (or score tiered targets: --completions tiered)" if args.completions == "tiered_early" else ""
+        parser.error(f"{args.rows} lacks {missing}: run --stage prune with skip_chunks: true{hint}")
+    args.fields = fields
+    return args, models, tier_rows(rows, fields)
 
 
 def main(argv: list[str] | None = None) -> int:
     args, models, rows = parse(argv)
+    scored = {name: conditioning(path, rows, args.fields) for name, path in models.items()}
     result = {"environment": environment(), "rows": str(args.rows), "n_rows": len(rows),
-              "models": {name: conditioning(path, rows) for name, path in models.items()}}
+              "completions": args.completions, "models": {name: t for name, (t, _, _) in scored.items()},
+              "close": {name: c for name, (_, c, _) in scored.items()},
+              "parting": next(iter(scored.values()))[2]}
     result["summary"] = {name: summary(table) for name, table in result["models"].items()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))

@@ -35,6 +35,7 @@ def test_a_run_meeting_every_target_has_no_misses(tmp_path):
     text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {"trl": "1"}},
                      "figures": fig, "wall_seconds": {"sft": 60.0, "prune": 30.0}, "misses": []})
     assert "| total | 90 (1.5 min) |" in text and "Targets missed: none" in text
+    assert "greedy: short/medium 25.0 tokens apart; sampled t=0.6: short/medium 25.0 tokens apart" in text
     assert "SFT on long traces (long sentence, greedy): accuracy 0.960" in text
 
 

@@ -11,15 +11,19 @@ from bench.tier_conditioning import TIERS, main, margins, summary, target_logpro
 
 def pruned_rows(n: int) -> list[dict]:
     """Rows as --stage prune writes them: short the oracle, medium the trace without its verification, long the
-    whole trace (the embedded task's traces at high redundancy)."""
+    whole trace (the embedded task's traces at high redundancy); the paragraphs of medium's thinking are its chunks,
+    every one that is not an essential step skippable."""
     from data.synthetic import SyntheticConfig, generate
+    from data.traces import render_completion
 
     rows = []
     for trace in generate("train", n, seed=0, cfg=SyntheticConfig(redundancy=5.0)):
-        medium = trace.text.replace(trace.paragraphs[-1].text + "\n", "") if trace.paragraphs[-1].kind == "verify" \
-            else trace.text
+        kept = trace.paragraphs[:-1] if trace.paragraphs[-1].kind == "verify" else trace.paragraphs
+        chunks = [p.text + "\n\n" for p in kept]
         rows.append({"question": trace.problem.question, "skip_completion": trace.oracle_text,
-                     "completion": medium, "full_completion": trace.text})
+                     "completion": render_completion("".join(chunks), trace.conclusion), "full_completion": trace.text,
+                     "chunks": chunks, "skippable": [j for j, p in enumerate(kept) if not p.essential],
+                     "conclusion": trace.conclusion})
     return rows
 
 
@@ -60,19 +64,67 @@ def test_a_target_is_scored_as_sft_puts_it_in_the_loss(tiny_base):
     assert got == pytest.approx(-loss * (len(ids) - len(prompt_ids)), rel=1e-4)
 
 
-def test_the_command_scores_every_target_under_every_sentence_and_writes_its_table(tiny_base, tmp_path):
+@pytest.mark.parametrize("completions", ["tiered", "tiered_early"])
+def test_the_command_scores_every_target_under_every_sentence_and_writes_its_table(completions, tiny_base, tmp_path):
     rows = tmp_path / "pruned.jsonl"
     rows.write_text("".join(json.dumps(r) + "\n" for r in pruned_rows(3)))
     out = tmp_path / "cond.json"
-    assert main(["--models", f"tiny={tiny_base}", "--rows", str(rows), "--n", "2", "--output", str(out)]) == 0
+    assert main(["--models", f"tiny={tiny_base}", "--rows", str(rows), "--n", "2", "--output", str(out),
+                 "--completions", completions]) == 0
     result = json.loads(out.read_text())
     table = result["models"]["tiny"]
-    assert result["n_rows"] == 2 and set(table) == set(TIERS)
+    assert result["n_rows"] == 2 and set(table) == set(TIERS) and result["completions"] == completions
     assert all(len(table[t][s]) == 2 for t in TIERS for s in TIERS)
     # a longer target has more tokens, so a lower summed log-probability, under every sentence and on every row
     assert all(a > b for s in TIERS for a, b in zip(table["short"][s], table["long"][s]))
     assert set(result["summary"]["tiny"]["long"]) == {*TIERS, "margin", "positive"}
-    assert "| tiny | long |" in out.with_suffix(".md").read_text()
+    close = result["close"]["tiny"]  # one probability a row pruning cut (both here), under each sentence
+    assert set(close) == set(TIERS) and all(len(v) == 2 and all(0 < p < 1 for p in v) for v in close.values())
+    parts = result["parting"]  # the targets part after "<think>", within the shorter one
+    assert set(parts) == {"short/medium", "medium/long"} and all(len(v) == 2 for v in parts.values())
+    assert all(1 <= i for v in parts.values() for i in v if i is not None)
+    text = out.with_suffix(".md").read_text()
+    assert "| tiny | long |" in text and f"targets {completions}" in text and "| tiny | 2 | 0." in text
+    assert "| medium/long |" in text
+
+
+def test_tiered_early_scores_medium_on_the_skip_prefix_with_its_opening(tiny_base, tmp_path):
+    """Only medium's target changes: the validated prefix without its re-checks, shorter, so likelier under every
+    sentence; short's and long's scores are the same numbers; and medium now parts from long earlier."""
+    rows = tmp_path / "pruned.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in pruned_rows(3)))
+    got = {}
+    for completions in ("tiered", "tiered_early"):
+        out = tmp_path / f"{completions}.json"
+        assert main(["--models", f"tiny={tiny_base}", "--rows", str(rows), "--n", "2", "--output", str(out),
+                     "--completions", completions]) == 0
+        got[completions] = json.loads(out.read_text())
+    before, after = (got[c]["models"]["tiny"] for c in ("tiered", "tiered_early"))
+    assert before["short"] == after["short"] and before["long"] == after["long"]
+    assert all(a > b for s in TIERS for a, b in zip(after["medium"][s], before["medium"][s]))
+    early, late = got["tiered_early"]["parting"]["medium/long"], got["tiered"]["parting"]["medium/long"]
+    assert all(e < lt for e, lt in zip(early, late))
+
+
+def test_the_close_probability_is_the_models_next_token_probability_of_the_close_marker(tiny_base):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.tier_conditioning import close_probability
+    from data.tasks import make_prompt
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    row = pruned_rows(1)[0]
+    prompt = make_prompt(row["question"], "medium")
+    got = close_probability(model, tokenizer, prompt, row["completion"])
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    thinking = row["completion"].split("</think>")[0]
+    ids = tokenizer(head + thinking, add_special_tokens=False).input_ids
+    close = tokenizer(head + thinking + "</think>", add_special_tokens=False).input_ids[len(ids)]
+    with torch.no_grad():
+        want = model(torch.tensor([ids])).logits[0, -1].softmax(-1)[close].item()
+    assert got == pytest.approx(want) and 0 < got < 1
 
 
 @pytest.mark.parametrize(("models", "rows", "message"), [
@@ -80,8 +132,10 @@ def test_the_command_scores_every_target_under_every_sentence_and_writes_its_tab
     (["=path"], None, "--models takes name=path"),
     (["a={base}", "a={base}"], None, "--models names 'a' twice"),
     (["a={base}", "b=/nowhere/model"], None, "model 'b': no folder '/nowhere/model'"),
-    (["a={base}"], [{"question": "q", "completion": "c"}], "lacks ['full_completion', 'skip_completion']"),
-    (["a={base}"], [{"skip_completion": "s", "completion": "c", "full_completion": "f"}], "lacks ['question']"),
+    (["a={base}"], [{"question": "q", "completion": "c"}],
+     "lacks ['chunks', 'conclusion', 'full_completion', 'skip_completion', 'skippable']"),
+    (["a={base}"], [{"skip_completion": "s", "completion": "c", "full_completion": "f", "chunks": ["c"],
+                     "skippable": [], "conclusion": "x"}], "lacks ['question']"),
     (["a={base}"], [], "holds no rows"),
 ])
 def test_bad_input_is_refused_by_name_before_a_model_is_loaded(models, rows, message, tmp_path, capsys,
