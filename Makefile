@@ -113,7 +113,7 @@ REAL        := outputs/smollm2/real
 real: install
 	$(BIN)/python bench/real.py
 	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
-		grpo-mixed=$(REAL)/grpo_mixed --rows $(REAL)/prune/pruned.jsonl
+		grpo-mixed=$(REAL)/grpo_mixed --rows $(REAL)/prune/pruned.jsonl --completions tiered_early
 
 clean:
 	rm -rf outputs wandb
