@@ -129,7 +129,8 @@ def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
 
 
 def closest_tiers(fig: dict, model: str = "grpo-mixed") -> dict[str, tuple[str, float]]:
-    """Per decoding, the neighbouring tiers of ``model`` whose thinking lengths are closest, and their difference."""
+    """Per decoding, the neighbouring tiers of ``model`` with the smallest difference in thinking length (the longer
+    tier's minus the shorter's: negative when they are inverted), and that difference."""
     out = {}
     for decoding in DECODINGS:
         got = {r["tier"]: r["think_tokens"] for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
@@ -153,8 +154,12 @@ def markdown(result: dict) -> str:
     lines += [f"| {k} | {v:.0f} |" for k, v in walls.items()]
     lines += [f"| total | {sum(walls.values()):.0f} ({sum(walls.values()) / 60:.1f} min) |", ""]
     lines.append("Targets missed: " + ("; ".join(result["misses"]) if result["misses"] else "none"))
-    lines += ["", "Closest neighbouring tiers of grpo-mixed (a strict order can be a tie in substance): " + "; ".join(
-        f"{d}: {name} {gap:.1f} tokens apart" for d, (name, gap) in closest_tiers(fig).items())]
+    closest = closest_tiers(fig)
+    if closest:
+        gaps = [f"{d}: {name} {gap:+.1f} tokens" + (" (inverted)" if gap < 0 else "")
+                for d, (name, gap) in closest.items()]
+        lines += ["", "Closest neighbouring tiers of grpo-mixed (a strict order can be a tie in substance): "
+                  + "; ".join(gaps)]
     return "\n".join(lines) + "\n"
 
 

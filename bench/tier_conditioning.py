@@ -3,7 +3,7 @@ tier's sentence.
 
 Tiered SFT (``sft_completion: tiered`` or ``tiered_early``) puts one pruned row under every tier sentence, each with
 the trace of its length: short the skip-thinking prefix, medium the validated prefix (``tiered_early``: the
-skip-thinking prefix with its opening kept), long the whole trace (``data.tasks.TIERED_COMPLETIONS``,
+skip-thinking prefix with its opening kept), long the whole trace (``data.tier_targets.TIERED_COMPLETIONS``,
 ``TIERED_EARLY_COMPLETIONS``; ``--completions`` names the one the model trained on). A model that has learned what
 the sentences mean gives each target its highest likelihood under its own tier's sentence; a model that ignores them
 gives every target the same likelihood whatever the sentence. For each model and each target this reports the mean
@@ -161,8 +161,10 @@ def markdown(result: dict) -> str:
             cells = f"{statistics.fmean(at):.1f} | {min(at)} | {max(at)}" if at else "- | - | -"
             lines.append(f"| {pair} | {cells} | {len(got) - len(at)} |")
     if result.get("close"):
-        lines += ["", "Probability of closing the thinking after the validated prefix (mean over the rows pruning "
-                  "cut; rows where the tokenizer merges across the marker are left out):", "",
+        lines += ["", "Probability of closing the thinking where the validated prefix stops (the medium/long choice "
+                  "of tiered targets; with tiered_early medium stops earlier, after its last step without the "
+                  "re-checks); mean over the rows pruning cut, rows where the tokenizer merges across the marker "
+                  "left out:", "",
                   "| model | rows | under short | under medium | under long |", "|---|---|---|---|---|"]
         for name, per in result["close"].items():
             kept = [i for i in range(len(per[TIERS[0]])) if all(per[t][i] is not None for t in TIERS)]
@@ -214,7 +216,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
     missing = sorted({f for r in rows for f in needed if f not in r})
     if missing:
         hint = " (or score tiered targets: --completions tiered)" if args.completions == "tiered_early" else ""
-        parser.error(f"{args.rows} lacks {missing}: run --stage prune with skip_chunks: true{hint}")
+        parser.error(f"{args.rows} lacks {missing}: written by an older --stage prune, run it again{hint}")
     args.fields = fields
     return args, models, tier_rows(rows, fields)
 

@@ -24,8 +24,9 @@ TIERED_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": "com
 # where the prefix re-checks a step, medium and long part at the first re-check, not only where the validated prefix
 # stops (make real's rows: ``bench/tier_conditioning.py`` reports where the targets part). At that late point
 # SmolLM2's tier SFT on tiered targets closed its thinking about as often under the long sentence as under medium
-# (``bench/results/tier_conditioning_fourth_run.md``): the lesson of the embedded task (``data.tasks.TIERED_RATES``)
-# holds for a pretrained model too: a tier shows early in the thinking or is hardly learned. Medium's target itself
+# (``bench/results/tier_conditioning_fourth_run.md``), as the embedded task's tiny model learned no late choice
+# (``data.tasks.TIERED_RATES``). With tiered_early SmolLM2 learned the choice 4 tokens in (short) but still wrote
+# medium's length under long (fifth run, ``bench/results/real.md``). Medium's target itself
 # was not validated: the skip search validated the prefix without every skippable chunk, opening included.
 OPENING_SKIP = "opening_skip_completion"
 TIERED_EARLY_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": OPENING_SKIP,
@@ -37,13 +38,13 @@ def add_opening_skip(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The rows with ``opening_skip_completion``: the validated prefix without the chunks ``--stage prune`` found
     skippable, except the first (the opening, which restates the problem), then the row's conclusion. Where the
     opening is not skippable it equals the skip prefix; where nothing but the opening is, the validated prefix. A row
-    without ``chunks``, ``skippable`` or ``conclusion`` is a ``ValueError`` (``--stage prune`` with
-    ``skip_chunks: true`` writes them)."""
+    without ``chunks``, ``skippable`` or ``conclusion`` is a ``ValueError`` (``--stage prune`` writes them; an older
+    file lacks them)."""
     out = []
     for r in rows:
         missing = [k for k in ("chunks", "skippable", "conclusion") if k not in r]
         if missing:
-            raise ValueError(f"row {r.get('id')!r} has no {missing}: run --stage prune with skip_chunks: true")
+            raise ValueError(f"row {r.get('id')!r} has no {missing}: written by an older --stage prune, run it again")
         skipped = set(r["skippable"]) - {0}
         thinking = "".join(c for j, c in enumerate(r["chunks"]) if j not in skipped)
         out.append({**r, OPENING_SKIP: render_completion(thinking, r["conclusion"])})
@@ -71,13 +72,13 @@ def tier_pairs(
     """Preference pairs that teach the choice between neighbouring tiers (``--stage dpo``; TRL's conversational
     preference format: ``prompt``, ``chosen``, ``rejected``, with ``id`` and ``tier``).
 
-    For each row and each neighbouring pair ``a < b`` of ``names`` (in ``short, medium, long`` order, each tier's
-    target the row's ``fields[tier]``, as tiered SFT learns them): under a's sentence a's target is chosen over b's,
-    and under b's sentence b's over a's. A medium/long pair shares every token up to where the validated prefix stops,
-    so DPO's log-ratio cancels that prefix and trains the choice made there. It is the pair of Wang et al. 2025
+    For each row and each neighbouring pair ``a < b`` of ``names`` (in ``short, medium, long`` order, each tier's target
+    the row's ``fields[tier]``, as tiered SFT learns them): under a's sentence a's target is chosen over b's, and under
+    b's sentence b's over a's. DPO's log-ratio cancels the prefix the two targets share (with ``tiered``, medium and
+    long share all of the validated prefix) and trains their diverging suffixes. It is the pair of Wang et al. 2025
     (arXiv 2505.18440: pruned chosen over full), once under each tier's sentence and both ways round. Pairs with equal
-    targets are left out. Fewer than two tiers, a tier without a field (the no-thinking tier has none), a repeated
-    tier or a row without a field, ``id`` or ``question`` is a ``ValueError`` naming them.
+    targets are left out. Fewer than two tiers, a tier without a field (the no-thinking tier has none), a repeated tier
+    or a row without a field, ``id`` or ``question`` is a ``ValueError`` naming them.
     """
     order = [t for t in fields if t in names]
     unknown = sorted(set(names) - set(fields))

@@ -28,7 +28,7 @@ DEFAULT_RECIPE_DIR = CONFIG_DIR / "tiny"
 TASKS = ("synthetic", "dataset")
 SFT_TARGETS = ("full", "oracle", "tiered")
 SFT_MODES = ("full", "chunkwise", "skip")
-# sft_completion -> the pruned row's field (tiered: one per tier, data.tasks.TIERED_COMPLETIONS)
+# sft_completion -> the pruned row's field (tiered: one per tier, data.tier_targets.TIERED_COMPLETIONS)
 SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion",
                    **TIERED}
 PRUNE_CONCLUSIONS = ("original", "model")

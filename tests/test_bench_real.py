@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.real import REPO, STAGES, figures, markdown, misses
+from bench.real import REPO, STAGES, closest_tiers, figures, markdown, misses
 
 
 def write_rows(out: Path, name: str, rows: list[dict]) -> None:
@@ -35,7 +35,7 @@ def test_a_run_meeting_every_target_has_no_misses(tmp_path):
     text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {"trl": "1"}},
                      "figures": fig, "wall_seconds": {"sft": 60.0, "prune": 30.0}, "misses": []})
     assert "| total | 90 (1.5 min) |" in text and "Targets missed: none" in text
-    assert "greedy: short/medium 25.0 tokens apart; sampled t=0.6: short/medium 25.0 tokens apart" in text
+    assert "greedy: short/medium +25.0 tokens; sampled t=0.6: short/medium +25.0 tokens" in text
     assert "SFT on long traces (long sentence, greedy): accuracy 0.960" in text
 
 
@@ -44,6 +44,11 @@ def test_unordered_tiers_and_a_medium_too_long_or_too_wrong_are_missed(tmp_path)
     assert any("greedy: tiers not ordered" in m for m in got)
     assert any("sampled t=0.6: tiers not ordered" in m for m in got)
     assert any(m.startswith("medium 23.1% shorter than SFT at +0.060 accuracy loss") for m in got)
+    fig = results(tmp_path / "inverted", (60.0, 100.0, 95.0))
+    assert closest_tiers(fig)["greedy"] == ("medium/long", -5.0)  # an inversion is the smallest difference
+    text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "figures": fig,
+                     "wall_seconds": {}, "misses": []})
+    assert "greedy: medium/long -5.0 tokens (inverted)" in text
 
 
 def test_every_stage_runs_a_recipe_of_the_real_pipeline():

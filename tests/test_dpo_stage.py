@@ -1,5 +1,5 @@
-"""Tier preference pairs (``data.tasks.tier_pairs``) and ``--stage dpo`` through train.main: which target is chosen
-under which sentence, what TRL's DPOTrainer puts in the loss, bad input refused before anything is written, and a
+"""Tier preference pairs (``data.tier_targets.tier_pairs``) and ``--stage dpo`` through train.main: which target is
+chosen under which sentence, what TRL's DPOTrainer puts in the loss, bad input refused before anything is written, and a
 real run that saves a full model and resumes only with the same settings."""
 
 from __future__ import annotations
@@ -120,5 +120,6 @@ def test_dpo_trains_saves_a_full_model_and_resumes_with_the_same_settings(tiny_b
     assert json.loads((out / "lcrl_config.json").read_text())["preference_tiers"] == ["medium", "long"]
     assert train.main([*argv, "--max_steps", "2"]) == 0  # resumes checkpoint-1
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
-    assert train.main([*argv, "--max_steps", "3", "--preference_tiers", "[short, medium, long]"]) == 2
-    assert "preference_tiers" in capsys.readouterr().err
+    assert train.main([*argv, "--max_steps", "3", "--preference_tiers", "[short, medium, long]", "--beta", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "beta: 0.1 -> 0.5" in err and "preference_tiers: ['medium', 'long'] -> ['short', 'medium', 'long']" in err

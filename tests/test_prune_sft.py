@@ -167,13 +167,13 @@ def test_tiered_early_gives_medium_the_skip_prefix_with_its_opening_kept(tmp_pat
     kept_opening = {**row, "skippable": [2], "skip_completion": medium}  # an opening that is not skippable
     assert equal_targets(add_opening_skip([row, kept_opening]), TIERED_EARLY_COMPLETIONS) == {
         "short/medium": 1, "medium/long": 0}
-    with pytest.raises(ValueError, match=r"row 'r0' has no \['chunks', 'skippable'\]: run --stage prune"):
+    with pytest.raises(ValueError, match=r"row 'r0' has no \['chunks', 'skippable'\]: written by an older"):
         add_opening_skip([{"id": "r0", "conclusion": "c"}])
     path = tmp_path / "pruned.jsonl"
     path.write_text(json.dumps(row) + "\n")
     argv = ["--stage", "sft", "--dry_run", "--budget", "mixed", "--sft_completion", "tiered_early", "--sft_data"]
     assert train.main([*argv, str(path)]) == 0
-    bare = tmp_path / "bare.jsonl"  # a pruned file without chunks (skip_chunks: false)
+    bare = tmp_path / "bare.jsonl"  # a pruned file without chunks (an older --stage prune)
     bare.write_text(json.dumps({k: v for k, v in row.items() if k not in ("chunks", "skippable")}) + "\n")
     assert train.main([*argv, str(bare)]) == 2
-    assert "has no ['chunks', 'skippable']: run --stage prune with skip_chunks: true" in capsys.readouterr().err
+    assert "has no ['chunks', 'skippable']: written by an older --stage prune, run it again" in capsys.readouterr().err

@@ -36,6 +36,8 @@ RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset"
                    "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "preference_tiers", "segment",
                    "chunking", "rewards", "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed",
                    "use_peft")
+# ... and per stage, options that only it has under these names (SFT's and GRPO's loss_type, GRPO's beta differ)
+STAGE_RESUME_SETTINGS = {"dpo": ("beta", "loss_type", "loss_weights", "max_length")}
 
 
 def task_traces(lcrl: LcrlArguments, split: str, n: int) -> list[Trace]:
@@ -113,7 +115,8 @@ def prepare_training(run: ParsedRun, training_args) -> str | None:
     out = Path(training_args.output_dir)
     if resume is None and out.is_dir():
         resume = get_last_checkpoint(str(out))
-    settings = {k: v for k, v in run.to_dict().items() if k in RESUME_SETTINGS}
+    keys = (*RESUME_SETTINGS, *STAGE_RESUME_SETTINGS.get(run.stage, ()))
+    settings = {k: v for k, v in run.to_dict().items() if k in keys}
     # Every process compares (so all of them stop on a mismatch); the main one alone writes the record. An explicit
     # resume_from_checkpoint is the user's own choice: it is not compared, and the record then holds its settings.
     explicit = training_args.resume_from_checkpoint is not None

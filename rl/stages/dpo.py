@@ -1,19 +1,18 @@
 """``--stage dpo``: tier preference optimisation on pruned traces with TRL's ``DPOTrainer``.
 
 Tiered SFT (``--stage sft`` with ``sft_completion: tiered``) teaches each tier's target under its sentence, but the
-targets of one problem share most of their tokens: with ``tiered`` medium and long part only where the validated
-prefix stops and the full trace goes on to check. That choice is all the sentence has to decide there, and on
-SmolLM2 SFT moved it by about 0.1 nats (make real, fourth run: ``bench/results/tier_conditioning_fourth_run.md``).
-This stage trains it directly: pairs of neighbouring tiers' targets under each tier's sentence
-(``data.tier_targets.tier_pairs``, the tiers of ``preference_tiers``); in a medium/long pair DPO's log-ratio cancels
-the shared prefix. It is the optional DPO step of Wang et al. 2025 (arXiv 2505.18440: pruned chosen over full, with
-an SFT term weighted 0.3: TRL's ``loss_type: [sigmoid, sft]`` with ``loss_weights: [1.0, 0.3]``), once under each
-tier's sentence.
+targets of one problem share most of their tokens: with ``tiered`` medium and long part only where the validated prefix
+stops and the full trace goes on to check. That choice is all the sentence has to decide there, and on SmolLM2 SFT moved
+it by about 0.1 nats (make real, fourth run: ``bench/results/tier_conditioning_fourth_run.md``). This stage trains it
+directly: pairs of neighbouring tiers' targets under each tier's sentence (``data.tier_targets.tier_pairs``, the tiers
+of ``preference_tiers``); DPO's log-ratio cancels the prefix a pair shares and trains the diverging suffixes. It is the
+optional DPO step of Wang et al. 2025 (arXiv 2505.18440: pruned chosen over full, with an SFT term weighted 0.3: TRL's
+``loss_type: [sigmoid, sft]`` with ``loss_weights: [1.0, 0.3]``), once under each tier's sentence.
 
 The targets are those of ``sft_completion`` (``tiered`` or ``tiered_early``; another value is refused). Tried once,
 with a scratch script before this stage existed: on make real's fourth-run tier SFT model (``tiered``), 9 steps of 8
-medium/long pairs (LoRA r 32, lr 1e-4, beta 0.5) left the reward margin between -0.15 and -0.03 (the pairs were not
-learned), so make real does not use it; whether more steps or a larger model move the margin is untested.
+medium/long pairs (LoRA r 32, lr 1e-4, beta 0.5) moved the reward margin from 0 to between -0.15 and -0.03 (the
+scratch log is not kept), so make real does not use it; whether more steps or a larger model help is untested.
 
 The reference model is the starting model: with LoRA (``use_peft``) TRL scores it with the adapter disabled, so no
 second copy is loaded; in full fine-tuning a second copy is loaded as the policy was (a GGUF file too). Data:
