@@ -107,6 +107,11 @@ def figures(out: Path = OUT) -> dict:
     return fig
 
 
+def by_tier(fig: dict, model: str, decoding: str) -> dict[str, dict]:
+    """``model``'s rows of one decoding, by tier."""
+    return {r["tier"]: r for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
+
+
 def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
     """The issue's targets that the final model (or the SFT baseline) missed, each with its figure."""
     sft, out = fig["sft"], []
@@ -114,7 +119,7 @@ def misses(fig: dict, model: str = "grpo-mixed") -> list[str]:
         out.append(f"SFT accuracy {sft['accuracy']:.3f} (no thinking {sft['no_think_accuracy']:.3f}; target >= "
                    f"{MIN_SFT_ACCURACY} and well above no thinking)")
     for decoding in DECODINGS:
-        got = {r["tier"]: r for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
+        got = by_tier(fig, model, decoding)
         lengths = [got[t]["think_tokens"] for t in TIERS]
         if not lengths[0] < lengths[1] < lengths[2]:
             shown = ", ".join(f"{x:.1f}" for x in lengths)
@@ -133,8 +138,9 @@ def closest_tiers(fig: dict, model: str = "grpo-mixed") -> dict[str, tuple[str, 
     tier's minus the shorter's: negative when they are inverted), and that difference."""
     out = {}
     for decoding in DECODINGS:
-        got = {r["tier"]: r["think_tokens"] for r in fig["tiers"] if r["model"] == model and r["decoding"] == decoding}
-        gaps = {f"{a}/{b}": got[b] - got[a] for a, b in zip(TIERS, TIERS[1:]) if a in got and b in got}
+        got = by_tier(fig, model, decoding)
+        gaps = {f"{a}/{b}": got[b]["think_tokens"] - got[a]["think_tokens"] for a, b in zip(TIERS, TIERS[1:])
+                if a in got and b in got}
         if gaps:
             name = min(gaps, key=gaps.get)
             out[decoding] = (name, gaps[name])

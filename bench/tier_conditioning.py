@@ -177,7 +177,7 @@ def markdown(result: dict) -> str:
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
     """Arguments, models (name -> path) and rows, every one checked before a model is loaded."""
     from data.sources import read_rows
-    from data.tier_targets import TIERED, tier_rows
+    from data.tier_targets import OPENING_FIELDS, TIERED, tier_rows
     from rl.model_files import resolve_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -212,7 +212,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
     fields = TIERED[args.completions]
     needed = {*FIELDS, "completion", "full_completion", "skip_completion"}
     if args.completions == "tiered_early":
-        needed |= {"chunks", "skippable", "conclusion"}
+        needed |= set(OPENING_FIELDS)
     missing = sorted({f for r in rows for f in needed if f not in r})
     if missing:
         hint = " (or score tiered targets: --completions tiered)" if args.completions == "tiered_early" else ""

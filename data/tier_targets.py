@@ -32,6 +32,7 @@ OPENING_SKIP = "opening_skip_completion"
 TIERED_EARLY_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": OPENING_SKIP,
                                             "long": "full_completion"}
 TIERED = {"tiered": TIERED_COMPLETIONS, "tiered_early": TIERED_EARLY_COMPLETIONS}  # sft_completion -> tier fields
+OPENING_FIELDS = ("chunks", "skippable", "conclusion")  # what add_opening_skip reads from a pruned row
 
 
 def add_opening_skip(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -42,7 +43,7 @@ def add_opening_skip(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     file lacks them)."""
     out = []
     for r in rows:
-        missing = [k for k in ("chunks", "skippable", "conclusion") if k not in r]
+        missing = [k for k in OPENING_FIELDS if k not in r]
         if missing:
             raise ValueError(f"row {r.get('id')!r} has no {missing}: written by an older --stage prune, run it again")
         skipped = set(r["skippable"]) - {0}
@@ -53,7 +54,7 @@ def add_opening_skip(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def tier_rows(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> list[dict[str, Any]]:
     """``rows`` with every field ``fields`` names (``add_opening_skip`` when it names ``OPENING_SKIP``)."""
-    return add_opening_skip(rows) if OPENING_SKIP in fields.values() else [dict(r) for r in rows]
+    return add_opening_skip(rows) if OPENING_SKIP in fields.values() else list(rows)
 
 
 def equal_targets(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> dict[str, int]:
@@ -61,6 +62,19 @@ def equal_targets(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) 
     the sentence has nothing to choose (``tiered_early``: an opening that is not skippable makes medium short's)."""
     order = list(fields)
     return {f"{a}/{b}": sum(r[fields[a]] == r[fields[b]] for r in rows) for a, b in zip(order, order[1:])}
+
+
+def pair_order(names: Sequence[str], fields: Mapping[str, str] = TIERED_COMPLETIONS) -> list[str]:
+    """``names`` in length order (the order of ``fields``); a ``ValueError`` naming the problem and the allowed tiers
+    unless they are two or more distinct tiers that have a target."""
+    order = [t for t in fields if t in names]
+    unknown = sorted(set(names) - set(fields))
+    if unknown or len(order) != len(names) or len(order) < 2:
+        problem = (f"tier(s) {unknown} have no target" if unknown else "repeated tiers" if len(order) != len(names)
+                   else "fewer than two tiers")
+        raise ValueError(f"preference pairs need two or more distinct tiers with a target; {problem} in "
+                         f"{list(names)}; allowed: {', '.join(fields)}")
+    return order
 
 
 def tier_pairs(
@@ -80,13 +94,7 @@ def tier_pairs(
     targets are left out. Fewer than two tiers, a tier without a field (the no-thinking tier has none), a repeated tier
     or a row without a field, ``id`` or ``question`` is a ``ValueError`` naming them.
     """
-    order = [t for t in fields if t in names]
-    unknown = sorted(set(names) - set(fields))
-    if unknown or len(order) != len(names) or len(order) < 2:
-        problem = (f"tier(s) {unknown} have no target" if unknown else "repeated tiers" if len(order) != len(names)
-                   else "fewer than two tiers")
-        raise ValueError(f"preference pairs need two or more distinct tiers with a target; {problem} in "
-                         f"{list(names)}; allowed: {', '.join(fields)}")
+    order = pair_order(names, fields)
     columns: dict[str, list] = {"id": [], "prompt": [], "chosen": [], "rejected": [], "tier": []}
     for r in rows:
         missing = [f for f in ("id", "question", *(fields[t] for t in order)) if f not in r]

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from data.budgets import BUDGET_CHOICES, resolve_tiers
-from data.tier_targets import TIERED, TIERED_COMPLETIONS
+from data.tier_targets import TIERED, TIERED_COMPLETIONS, pair_order
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -152,10 +152,12 @@ class LcrlArguments:
     def pair_tiers(self) -> list[str]:
         """The tiers of ``--stage dpo``'s preference pairs: ``preference_tiers``, or all three."""
         names = self.preference_tiers if self.preference_tiers is not None else list(TIERED_COMPLETIONS)
-        if (not isinstance(names, list) or len(set(names)) != len(names) or len(names) < 2
-                or not set(names) <= set(TIERED_COMPLETIONS)):
-            raise ConfigError(f"preference_tiers must list two or more distinct tiers, got {names!r}; allowed: "
-                              f"{', '.join(TIERED_COMPLETIONS)}")
+        try:
+            if not isinstance(names, list):
+                raise ValueError(f"allowed: {', '.join(TIERED_COMPLETIONS)}")
+            pair_order(names)
+        except ValueError as exc:
+            raise ConfigError(f"preference_tiers must list two or more distinct tiers, got {names!r}: {exc}") from exc
         return names
 
     def resolve_reward_recipe(self) -> None:
