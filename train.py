@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if main_process else logging.WARNING)
     from data.prune_io import SettingsMismatch
+    from data.writer_lock import OutputInUse
     from rl.config import ConfigError
     from rl.distributed import close
     from rl.recipes import parse_args
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         run = parse_args(argv, stage_types())
         run_stage(run)
         close()  # several processes: the process group ends after the stage's objects (rl.distributed.close)
-    except (ConfigError, SettingsMismatch) as exc:  # a resume into a folder of other settings is a config error
+    except (ConfigError, SettingsMismatch, OutputInUse) as exc:  # a resume into a folder of other settings, or one
+        # that another live run writes, is a configuration error
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,5 +1,5 @@
 """``--stage prune`` through train.main with a scripted engine: outputs, report, real traces, ingestion skips,
-resume after a crash, a torn line and a SIGKILL; and a real tiny model end to end."""
+resume after a crash, a torn line and a SIGKILL, a folder another live run writes; and a real tiny model end to end."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import rl.generation
 import train
 from data.prune import validation_bound
 from data.prune_io import read_jsonl
+from data.writer_lock import LOCK_FILE, WriterLock
 from tests.prune_fakes import LastValueEngine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,6 +179,16 @@ def test_resume_with_other_settings_is_refused(tmp_path, engine, capsys):
     assert prune(out, "--num_train", "4") == 0
     assert prune(out, "--num_train", "4", "--min_steps", "2") == 2
     assert "other settings (min_steps: 1 -> 2)" in capsys.readouterr().err
+
+
+def test_a_folder_another_live_run_writes_is_refused_before_anything_is_written(tmp_path, engine, capsys):
+    out = tmp_path / "prune"
+    with WriterLock(out):  # an earlier run still writing (say, the workers of a torchrun killed with SIGKILL)
+        assert prune(out, "--num_train", "4") == 2
+        assert f"being written by another live process (pid {os.getpid()})" in capsys.readouterr().err
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE] and not engine.calls
+    assert prune(out, "--num_train", "4") == 0  # once it has ended, the same command runs
+    assert len(read_jsonl(out / "pruned.jsonl")) + len(read_jsonl(out / "dropped.jsonl")) == 4
 
 
 def test_unreadable_traces_are_a_named_error_and_a_hub_source_is_not_read_in_a_dry_run(tmp_path, engine, capsys,

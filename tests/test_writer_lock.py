@@ -1,0 +1,53 @@
+"""data.writer_lock: one live writer per output folder; a dead holder (SIGKILL included) never leaves it locked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data.writer_lock import LOCK_FILE, OutputInUse, WriterLock
+
+REPO = Path(__file__).resolve().parents[1]
+HOLD = ("import sys, time; from data.writer_lock import WriterLock; "
+        "WriterLock(sys.argv[1]); print('held', flush=True); time.sleep(60)")
+
+
+def _holder(folder: Path) -> subprocess.Popen:
+    """Another process that takes the lock on ``folder`` and keeps it (until killed)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid_until_the_first_releases(tmp_path):
+    first = WriterLock(tmp_path / "out")  # creates the folder
+    with pytest.raises(OutputInUse) as err:
+        WriterLock(tmp_path / "out")
+    assert f"pid {os.getpid()}" in str(err.value) and f"kill {os.getpid()}" in str(err.value)
+    assert "being written by another live process" in str(err.value)
+    first.release()
+    with WriterLock(tmp_path / "out"):  # free again
+        assert (tmp_path / "out" / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+
+
+def test_a_live_holder_in_another_process_refuses_and_its_sigkill_frees_the_folder(tmp_path):
+    proc = _holder(tmp_path)
+    try:
+        with pytest.raises(OutputInUse, match=f"pid {proc.pid}"):
+            WriterLock(tmp_path)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with WriterLock(tmp_path):  # the kernel dropped the dead process's lock: nothing stale to clean up
+        pass
+
+
+def test_other_folders_do_not_share_a_lock(tmp_path):
+    with WriterLock(tmp_path / "a"), WriterLock(tmp_path / "b"):
+        assert (tmp_path / "a" / LOCK_FILE).exists() and (tmp_path / "b" / LOCK_FILE).exists()
