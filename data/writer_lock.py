@@ -8,6 +8,8 @@ of the launcher, ``os.killpg`` of its group) leaves the workers running and writ
 ``WriterLock`` takes ``flock(LOCK_EX | LOCK_NB)`` on ``<folder>/.writer.lock`` and writes its pid there. The kernel
 drops the lock when its holder ends, however it ends (``SIGKILL`` included), so a dead run never leaves a stale lock
 to clean up; a live one makes the second writer fail at once, before it writes anything, with the holder's pid.
+``release_all`` gives up every lock this process holds (``rl.stages.run_stage`` calls it when a stage ends, however it
+ends, so one process can run stage after stage into the same folder).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 from pathlib import Path
 
 LOCK_FILE = ".writer.lock"
+_held: list[WriterLock] = []  # this process's locks, for release_all
 
 
 class OutputInUse(RuntimeError):
@@ -44,15 +47,23 @@ class WriterLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd: int | None = fd
+        _held.append(self)
 
     def release(self) -> None:
         """Give the lock up (closing the file drops it); the lock file stays, holding the last writer's pid."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            _held.remove(self)
 
     def __enter__(self) -> WriterLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def release_all() -> None:
+    """Give up every writer lock this process holds."""
+    for lock in list(_held):
+        lock.release()

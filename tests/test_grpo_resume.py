@@ -1,7 +1,8 @@
 """A GRPO run killed (SIGKILL) mid-training resumes from its last checkpoint when the same command is re-run, ends at
 max_steps, and with on-policy refresh ends exactly where an uninterrupted run does: same pool, same SFT targets,
 same weights (the killed and the resumed runs are real processes; correctness is scripted so that the pool moves at
-every refresh whatever the tiny random model writes, while the SFT targets and the weights depend on its rollouts)."""
+every refresh whatever the tiny random model writes, while the SFT targets and the weights depend on its rollouts).
+A relaunch while the earlier run still writes is refused."""
 
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ hf.Trainer._maybe_log_save_evaluate = maybe_kill
 import train
 sys.exit(train.main(sys.argv[1:]))
 """
-
 
 
 def grpo(base: Path, out: Path, refresh: bool, kill_at: int = 0) -> int:
@@ -99,3 +99,19 @@ def test_killed_plain_run_resumes_to_max_steps(tiny_base, tmp_path):
     assert grpo(tiny_base, out, refresh=False) == 0
     assert step_of(out / "checkpoint-4") == 4 and (out / "model.safetensors").is_file()
     assert not (out / "checkpoint-4" / POOL_FILE).exists()
+
+
+def test_a_relaunch_while_the_killed_run_still_writes_is_refused_before_it_writes(tiny_base, tmp_path, capsys):
+    import train
+    from data.writer_lock import LOCK_FILE, WriterLock
+
+    out = tmp_path / "grpo"
+    argv = tiny_grpo_argv(tiny_base, out, num_train=12, max_steps=2)
+    with WriterLock(out):  # the earlier run, alive (the workers of a torchrun killed with SIGKILL live on)
+        assert train.main(argv) == 2
+        assert f"being written by another live process (pid {os.getpid()})" in capsys.readouterr().err
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE]  # no settings record, no checkpoint
+    assert train.main(argv) == 0  # once it has ended, the same command runs (and frees the folder when done)
+    assert (out / "model.safetensors").is_file()
+    with WriterLock(out):
+        pass

@@ -76,4 +76,10 @@ def stage_types() -> StageTypes:
 
 
 def run_stage(run: ParsedRun) -> None:
-    import_module(STAGE_MODULES[run.stage]).run(run)
+    """Run ``run``'s stage; the output folders it locked (``data.writer_lock``) are free again once it ends."""
+    from data.writer_lock import release_all
+
+    try:
+        import_module(STAGE_MODULES[run.stage]).run(run)
+    finally:
+        release_all()

@@ -20,8 +20,10 @@ from data.dataset_task import prompt_rows, sft_rows
 from data.prune_io import check_settings, read_jsonl
 from data.synthetic import Trace
 from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
+from data.writer_lock import OutputInUse, WriterLock
 from rewards.verify import gold_parses
 from rl.config import ConfigError, LcrlArguments
+from rl.distributed import broadcast, is_main
 from rl.model_files import load_pretrained
 from rl.recipes import ParsedRun, dump_run
 from rl.tracking import setup_wandb
@@ -103,9 +105,26 @@ def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrained
         raise ConfigError(str(exc)) from exc
 
 
+def claim_output(out: Path) -> None:
+    """The main process takes ``out``'s writer lock (``data.writer_lock``, created with the folder; released when the
+    stage ends); every process raises ``OutputInUse`` if another live run writes there (say, the workers of a killed
+    torchrun, which live on in sessions of their own), before anything is written."""
+    error = None
+    if is_main():
+        try:
+            WriterLock(out)
+        except OutputInUse as exc:
+            error = str(exc)
+    error = broadcast(error)
+    if error is not None:
+        raise OutputInUse(error)
+
+
 def prepare_training(run: ParsedRun, training_args) -> str | None:
-    """W&B naming, and the checkpoint to resume from: the last one in output_dir, if any, provided the run that wrote
-    it had the same ``RESUME_SETTINGS`` (``run_settings.json``; otherwise a ``ConfigError`` names the changes)."""
+    """The output folder's writer lock (``claim_output``), W&B naming, and the checkpoint to resume from: the last one
+    in output_dir, if any, provided the run that wrote it had the same ``RESUME_SETTINGS`` (``run_settings.json``;
+    otherwise a ``ConfigError`` names the changes)."""
+    claim_output(Path(training_args.output_dir))
     ident = setup_wandb(run)
     if training_args.run_name in (None, training_args.output_dir):
         training_args.run_name = ident["name"]

@@ -21,8 +21,8 @@ point and restarted ends with every record exactly once. A re-run with different
 ``output_dir`` is refused (``prune_settings.json``). Several processes split each round of ``shard_size`` traces per
 process and the main process alone writes the round's lines, in record order, once all are done (a kill loses the
 round, never duplicates a line); it alone writes the report and logs the W&B run. It holds the folder's writer lock
-(``data.writer_lock``) while the run lasts: a relaunch while an earlier run still writes (the workers a ``SIGKILL`` of
-torchrun leaves running) is refused with that run's pid instead of doing records twice.
+(``rl.stages.common.claim_output``) while the run lasts: a relaunch while an earlier run still writes (the workers a
+``SIGKILL`` of torchrun leaves running) is refused with that run's pid instead of doing records twice.
 """
 
 from __future__ import annotations
@@ -50,11 +50,10 @@ from data.prune_io import (
 from data.segment import join_steps, segment
 from data.tasks import make_prompt, synthetic_records
 from data.traces import Skipped, TraceRecord, load_traces
-from data.writer_lock import OutputInUse, WriterLock
 from rl.config import ConfigError, LcrlArguments, PruneArguments
 from rl.distributed import RowBuffer, broadcast, gather_sum, is_main, log_world, shard
 from rl.recipes import ParsedRun, dump_run
-from rl.stages.common import task_traces
+from rl.stages.common import claim_output, task_traces
 from rl.tracking import start_wandb_run
 
 logger = logging.getLogger(__name__)
@@ -196,6 +195,10 @@ def prune_shard(
 
 
 def run(run: ParsedRun) -> None:
+    from rewards.correctness import get_grader
+    from rl.engine import SamplingParams
+    from rl.generation import make_engine
+
     lcrl, (args,) = run.lcrl, run.stage_args
     world = log_world("prune").num_processes
     if lcrl.dry_run and args.traces and not Path(args.traces).exists():
@@ -208,36 +211,7 @@ def run(run: ParsedRun) -> None:
     if lcrl.dry_run:
         return
     out = Path(args.output_dir)
-    lock = claim_output(out)
-    try:
-        prune_records(run, records, skipped, out, world)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def claim_output(out: Path) -> WriterLock | None:
-    """The main process's writer lock on ``out`` (``data.writer_lock``); on every process, ``OutputInUse`` if another
-    live run writes there (say, the workers of a killed torchrun), before anything is written."""
-    lock, error = None, None
-    if is_main():
-        try:
-            lock = WriterLock(out)
-        except OutputInUse as exc:
-            error = str(exc)
-    error = broadcast(error)
-    if error is not None:
-        raise OutputInUse(error)
-    return lock
-
-
-def prune_records(run: ParsedRun, records: list[TraceRecord], skipped: list[Skipped], out: Path, world: int) -> None:
-    """The pruning run proper, on ``world`` processes, once this run is the output folder's one writer (``run``)."""
-    from rewards.correctness import get_grader
-    from rl.engine import SamplingParams
-    from rl.generation import make_engine
-
-    lcrl, (args,) = run.lcrl, run.stage_args
+    claim_output(out)  # one writer: released when the stage ends (rl.stages.run_stage)
     pruned = dropped = None  # the main process alone opens (repairs) and writes the logs
     if is_main():
         pruned, dropped = JsonlLog(out / PRUNED), JsonlLog(out / DROPPED)
