@@ -1,19 +1,11 @@
-"""Every stage on two real processes (``torchrun --nproc_per_node 2``, gloo on the CPU), against the one-process run.
-
-``accelerate launch --cpu --num_processes 2`` starts one process on a 2-core machine, so these tests use torchrun and
-check inside the stage that the world size is 2 (the main process logs it). Each compares with one process: the
-same eval rows, the same pruned lines (and every record exactly once after a kill), group rewards equal to those of
-the whole groups, the same refresh decisions on every rank and as with one process, one writer and one W&B run.
+"""Eval, SFT and GRPO on two real processes (``torchrun --nproc_per_node 2``, gloo on the CPU; ``tests.launch``),
+against the one-process run: the same eval rows, group rewards equal to those of the whole groups, the same refresh
+decisions on every rank and as with one process, one writer and one W&B run. Pruning: ``test_multiprocess_prune``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,104 +13,7 @@ from safetensors.torch import load_file
 
 from data.prune_io import read_jsonl
 from rl.refresh import POOL_FILE
-
-REPO = Path(__file__).resolve().parents[1]
-TIERS = "{short: {budget: 8}, medium: {budget: 12}, long: {budget: 24}}"
-
-# Patches for the scripted runs (GRPO and prune), then train.main. DRIVER_* environment variables pick them.
-DRIVER = """
-import json, os, signal, sys
-from pathlib import Path
-rank = os.environ.get("RANK", "0")
-out = Path(os.environ["DRIVER_OUT"])
-if os.environ.get("DRIVER_GRPO"):
-    import rl.refresh_trainer
-    from rewards.group import Kimi
-
-    def scripted(texts, solutions, config=None, *_, **__):  # gold 1 mod 3: never solved, else always: the pool moves
-        return [0.0 if int(s) % 3 == 1 else 1.0 for s in solutions]
-
-    rl.refresh_trainer.correctness_scores = scripted
-    kimi_call = Kimi.__call__
-
-    def recorded(self, prompts, completions, completion_ids=None, solution=None, **kw):
-        rewards = kimi_call(self, prompts, completions, completion_ids=completion_ids, solution=solution, **kw)
-        with (out / f"kimi-rank{rank}.jsonl").open("a") as f:
-            f.write(json.dumps({"prompts": prompts, "completions": completions, "completion_ids": completion_ids,
-                                "solution": solution, "id": kw.get("id"), "rewards": rewards}) + "\\n")
-        return rewards
-
-    Kimi.__call__ = recorded
-    refresh = rl.refresh_trainer.RefreshGRPOTrainer.refresh_pool
-
-    def logged(self):
-        report = refresh(self)
-        with (out / f"pool-rank{rank}.jsonl").open("a") as f:
-            f.write(json.dumps({"step": report.step, "slots": self.pool.slots, "added": report.added}) + "\\n")
-        return report
-
-    rl.refresh_trainer.RefreshGRPOTrainer.refresh_pool = logged
-    kill_at = int(os.environ.get("DRIVER_KILL_AT", "0"))
-    import transformers.trainer as hf
-    step_end = hf.Trainer._maybe_log_save_evaluate
-
-    def maybe_kill(self, *args, **kwargs):  # SIGKILL at the end of step kill_at, after any checkpoint of that step
-        step_end(self, *args, **kwargs)
-        if self.state.global_step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    hf.Trainer._maybe_log_save_evaluate = maybe_kill
-if os.environ.get("DRIVER_PRUNE"):
-    import rl.generation
-    from transformers import AutoTokenizer
-    from tests.prune_fakes import LastValueEngine
-    tok = AutoTokenizer.from_pretrained(os.environ["DRIVER_PRUNE"])
-    rl.generation.make_engine = lambda *a, **k: LastValueEngine(tok, delay=float(os.environ.get("DRIVER_DELAY", 0)))
-if os.environ.get("DRIVER_COUNT"):  # prompts each process generates for
-    import rl.engine
-    generate = rl.engine.Engine.generate
-
-    def counted(self, prompts, params, desc="generate"):
-        with (out / f"prompts-rank{rank}.txt").open("a") as f:
-            f.write(f"{len(prompts)}\\n")
-        return generate(self, prompts, params, desc=desc)
-
-    rl.engine.Engine.generate = counted
-import train
-sys.exit(train.main(sys.argv[1:]))
-"""
-
-
-def launch(tmp: Path, nproc: int, args: list[str], wandb: str = "disabled", env: dict | None = None,
-           background: bool = False):
-    """``train.py`` through the driver on ``nproc`` processes (torchrun for 2, plain python for 1)."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    script = tmp / "driver.py"
-    script.write_text(DRIVER)
-    out = tmp / "driver_out"
-    out.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb,
-           "WANDB_DIR": str(tmp / "wb"), "DRIVER_OUT": str(out), **(env or {})}
-    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    cmd = [sys.executable, str(script), *args]
-    if nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *cmd[1:]]
-    if background:
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    return proc
-
-
-def ok(proc, stage: str, world: int) -> str:
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert f"stage {stage}: world size {world} (" in proc.stderr, proc.stderr[-2000:]
-    return proc.stdout + proc.stderr
-
-
-def wandb_runs(tmp: Path) -> list[Path]:
-    return sorted((tmp / "wb" / "wandb").glob("offline-run-*"))
+from tests.launch import TIERS, launch, ok, wandb_runs
 
 
 # --- eval ---
@@ -142,58 +37,6 @@ def test_eval_on_two_processes_gives_the_one_process_rows(tiny_base, tmp_path):
     assert samples[0] == samples[1]
     assert log.count("results written to") == 1 and log.count("| model | benchmark |") == 1  # one writer
     assert len(wandb_runs(two)) == 1
-
-
-# --- prune ---
-PRUNE = ["--stage", "prune", "--budget", "mixed", "--task_seed", "0", "--num_train", "14", "--shard_size", "2"]
-
-
-def _prune_outputs(out: Path) -> tuple[list, list, dict]:
-    pruned = sorted(read_jsonl(out / "pruned.jsonl"), key=lambda r: r["id"])
-    dropped = sorted(read_jsonl(out / "dropped.jsonl"), key=lambda r: r["key"])
-    report = json.loads((out / "report.json").read_text())
-    report.pop("last_run")
-    return pruned, dropped, report
-
-
-@pytest.fixture(scope="module")
-def prune_reference(tiny_tokenizer, tmp_path_factory) -> tuple[Path, tuple]:
-    tmp = tmp_path_factory.mktemp("prune1")
-    tok = tmp / "tok"
-    tiny_tokenizer.save_pretrained(tok)
-    ok(launch(tmp, 1, [*PRUNE, "--output_dir", str(tmp / "out")], env={"DRIVER_PRUNE": str(tok)}), "prune", 1)
-    return tok, _prune_outputs(tmp / "out")
-
-
-def test_prune_on_two_processes_writes_the_one_process_lines(prune_reference, tmp_path):
-    tok, reference = prune_reference
-    log = ok(launch(tmp_path, 2, [*PRUNE, "--output_dir", str(tmp_path / "out")], wandb="offline",
-                    env={"DRIVER_PRUNE": str(tok)}), "prune", 2)
-    assert _prune_outputs(tmp_path / "out") == reference
-    ids = [r["id"] for r in read_jsonl(tmp_path / "out" / "pruned.jsonl")]
-    assert len(ids) == len(set(ids))  # one writer: no line twice
-    assert log.count("| records |") <= 1 and len(wandb_runs(tmp_path)) == 1
-
-
-@pytest.mark.slow
-def test_prune_killed_on_two_processes_resumes_every_record_exactly_once(prune_reference, tmp_path):
-    tok, reference = prune_reference
-    out = tmp_path / "out"
-    slow = {"DRIVER_PRUNE": str(tok), "DRIVER_DELAY": "0.4"}
-    proc = launch(tmp_path, 2, [*PRUNE, "--output_dir", str(out)], env=slow, background=True)
-    log = out / "pruned.jsonl"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
-    proc.wait()
-    written = len(read_jsonl(log)) + len(read_jsonl(out / "dropped.jsonl"))
-    assert 2 <= written < 14
-    ok(launch(tmp_path, 2, [*PRUNE, "--output_dir", str(out)], env={"DRIVER_PRUNE": str(tok)}), "prune", 2)
-    assert _prune_outputs(out) == reference  # every record exactly once, the same lines
 
 
 # --- sft ---
