@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from datasets import Dataset
@@ -22,6 +23,7 @@ from data.synthetic import Trace
 from data.tasks import rows_dataset, synthetic_traces, traces_to_dataset
 from data.writer_lock import OutputInUse, WriterLock
 from rewards.verify import gold_parses
+from rl.checks import check_loaded_precision, startup_checks
 from rl.config import ConfigError, LcrlArguments
 from rl.distributed import broadcast, is_main
 from rl.model_files import load_pretrained
@@ -103,6 +105,24 @@ def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrained
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def start_training(run: ParsedRun, inspect: Callable[[PreTrainedModel, PreTrainedTokenizerBase], None] | None = None,
+                   ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str | None] | None:
+    """The start of every training stage, once its data is built: the start-up checks (``rl.checks``), then ``None``
+    for a dry run; otherwise the policy loaded and its precision checked, ``inspect(model, tokenizer)`` (a stage's own
+    check of the loaded model, before anything is written), and ``prepare_training``: the model, its tokenizer and
+    the checkpoint to resume from."""
+    training_args, model_args = run.stage_args[0], run.stage_args[1]
+    checks = startup_checks(run)
+    if run.lcrl.dry_run:
+        logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
+        return None
+    model, tokenizer = load_policy(model_args, training_args.trust_remote_code)
+    check_loaded_precision(model, training_args, model_args)
+    if inspect is not None:
+        inspect(model, tokenizer)
+    return model, tokenizer, prepare_training(run, training_args)
 
 
 def claim_output(out: Path) -> None:

@@ -28,11 +28,10 @@ from trl import DPOTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
 from data.tier_targets import TIERED, tier_pairs, tier_rows
-from rl.checks import check_loaded_precision, startup_checks
 from rl.config import ConfigError
 from rl.distributed import log_world
 from rl.recipes import ParsedRun
-from rl.stages.common import load_policy, prepare_training, pruned_rows, train_and_save
+from rl.stages.common import load_policy, pruned_rows, start_training, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
@@ -59,16 +58,13 @@ def run(run: ParsedRun) -> None:
     logger.info("DPO on %d tier pairs (%s, %s targets) from %s, loss %s", len(train), " / ".join(names),
                 lcrl.sft_completion, lcrl.sft_data,
                 dict(zip(dpo_args.loss_type, dpo_args.loss_weights or [1.0] * len(dpo_args.loss_type))))
-    checks = startup_checks(run)
-    if lcrl.dry_run:
-        logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
+    started = start_training(run)
+    if started is None:  # a dry run
         return
-    model, tokenizer = load_policy(model_args, dpo_args.trust_remote_code)
-    check_loaded_precision(model, dpo_args, model_args)
+    model, tokenizer, resume = started
     # LoRA: TRL's reference is the policy with its adapter disabled. Full fine-tuning: TRL would reload the reference
     # from model.config's name, which a GGUF file or a revision does not survive; load it as the policy was.
     ref = None if model_args.use_peft else load_policy(model_args, dpo_args.trust_remote_code)[0]
-    resume = prepare_training(run, dpo_args)
     trainer = DPOTrainer(
         model=model,
         ref_model=ref,

@@ -28,12 +28,12 @@ from data.budgets import resolve_tiers
 from data.completion_format import CompletionFormat
 from rewards import RewardContext, build_rewards
 from rewards.registry import REGISTRY
-from rl.checks import check_loaded_precision, check_prompt_lengths, prompt_limit, startup_checks
+from rl.checks import check_prompt_lengths, prompt_limit
 from rl.config import ConfigError
 from rl.distributed import check_group_layout, log_world
 from rl.recipes import ParsedRun
 from rl.refresh import check_refresh, question_of
-from rl.stages.common import load_policy, prepare_training, task_dataset, train_and_save
+from rl.stages.common import start_training, task_dataset, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
@@ -66,14 +66,11 @@ def run(run: ParsedRun) -> None:
     if budget_rollouts.budget_rollouts:
         logger.info("budget rollouts: thinking cut at each tier's budget, answers in %d tokens, %.0f%% of none-tier "
                     "groups without thinking", budget_rollouts.rollout_answer_tokens, 100 * budget_rollouts.skip_share)
-    checks = startup_checks(run)
-    if lcrl.dry_run:
-        logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
+    started = start_training(run, inspect=lambda model, tokenizer: check_prompt_lengths(
+        train["prompt"], tokenizer, prompt_limit(grpo_args, model.config)))
+    if started is None:  # a dry run
         return
-    model, tokenizer = load_policy(model_args, grpo_args.trust_remote_code)
-    check_loaded_precision(model, grpo_args, model_args)
-    check_prompt_lengths(train["prompt"], tokenizer, prompt_limit(grpo_args, model.config))
-    resume = prepare_training(run, grpo_args)
+    model, tokenizer, resume = started
     fmt = policy_format(model, tokenizer)
     logger.info("completion format: close marker %r = %d token(s), thinking opened by the template: %s, EOS ids %s",
                 fmt.close_text, len(fmt.close_ids), fmt.opened_by_template, sorted(fmt.eos_ids))

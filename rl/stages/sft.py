@@ -26,11 +26,10 @@ from trl import SFTTrainer, get_peft_config
 from data.budgets import resolve_tiers
 from data.tasks import chunked_dataset, rows_dataset, trace_rows
 from data.tier_targets import equal_targets, tier_rows
-from rl.checks import check_loaded_precision, startup_checks
 from rl.config import SFT_COMPLETIONS, ConfigError
 from rl.distributed import log_world
 from rl.recipes import ParsedRun
-from rl.stages.common import load_policy, prepare_training, pruned_rows, task_dataset, task_traces, train_and_save
+from rl.stages.common import pruned_rows, start_training, task_dataset, task_traces, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
@@ -64,13 +63,10 @@ def run(run: ParsedRun) -> None:
         logger.info("SFT on %d %s examples (budget %s)", len(train), what, lcrl.budget)
     elif lcrl.sft_mode == "skip" and rows is None:
         raise ConfigError("sft_mode skip needs sft_data: a pruned JSONL from --stage prune with skip_chunks: true")
-    checks = startup_checks(run)
-    if lcrl.dry_run:
-        logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
+    started = start_training(run)
+    if started is None:  # a dry run
         return
-    model, tokenizer = load_policy(model_args, sft_args.trust_remote_code)
-    check_loaded_precision(model, sft_args, model_args)
-    resume = prepare_training(run, sft_args)
+    model, tokenizer, resume = started
     if lcrl.sft_mode != "full":
         if rows is None:
             traces = task_traces(lcrl, "train", lcrl.num_train)
