@@ -1,6 +1,7 @@
 """Configuration dataclasses: what a YAML recipe under ``configs/`` (plus command-line overrides) fills.
 
-Parsing and validation of recipes live in ``rl.recipes``; ``--stage eval``'s options in ``rl.eval_config``.
+Parsing and validation of recipes live in ``rl.recipes``; ``--stage eval``'s options in ``rl.eval_config``,
+``--stage prune``'s in ``rl.prune_config``.
 
 Every stage reads a flat YAML recipe whose keys are fields of the stage's dataclasses: ours
 (``LcrlArguments`` plus a stage's own) and TRL's (``SFTConfig``, ``GRPOConfig``, ``ModelConfig``). Any field can
@@ -31,7 +32,6 @@ SFT_MODES = ("full", "chunkwise", "skip")
 # sft_completion -> the pruned row's field (tiered: one per tier, data.tier_targets.TIERED_COMPLETIONS)
 SFT_COMPLETIONS = {"pruned": "completion", "skip": "skip_completion", "full": "full_completion",
                    **TIERED}
-PRUNE_CONCLUSIONS = ("original", "model")
 
 
 class ConfigError(ValueError):
@@ -227,6 +227,7 @@ class LcrlArguments:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"chunking: {exc}") from exc
 
+
 @dataclass
 class InitArguments:
     """Size of the tiny model and its tokenizer (``--stage init``)."""
@@ -244,59 +245,3 @@ class InitArguments:
                 "question's operation tokens, never a target, are pushed down by every softmax and learn slowly."})
     tokenizer_corpus: int = field(default=2000, metadata={"help": "Synthetic traces used to train the tokenizer."})
     init_seed: int = 0
-
-
-@dataclass
-class PruneArguments:
-    """Options of ``--stage prune``: binary cutting of long traces, validated on-policy by the target model."""
-
-    model_name_or_path: str = field(
-        default="outputs/tiny/sft", metadata={"help": "The small model that validates (and will learn) the traces."}
-    )
-    output_dir: str = field(default="outputs/tiny/prune", metadata={"help": "pruned.jsonl, pairs.jsonl, report."})
-    traces: str | None = field(
-        default=None,
-        metadata={"help": "Trace file (.json/.jsonl) or Hub dataset; default: the synthetic train split traces."},
-    )
-    trace_split: str = field(default="train", metadata={"help": "Split of a Hub trace dataset."})
-    trace_fields: dict | str | None = field(
-        default="auto",
-        metadata={"help": "Field mapping: a preset (r1_response, thinking_answer, openr1, s1k), auto, or a mapping."},
-    )
-    max_traces: int | None = field(default=None, metadata={"help": "Prune at most this many traces."})
-    answer_cue: str = field(
-        default="**Final Answer**\n\\boxed{",
-        metadata={"help": "Text after </think> that asks for the answer during validation."},
-    )
-    conclusion: str = field(
-        default="original",
-        metadata={"help": "Conclusion of a pruned trace: the original one or the model's validated answer.",
-                  "choices": list(PRUNE_CONCLUSIONS)},
-    )
-    min_steps: int = field(default=1, metadata={"help": "Fewest thinking steps a pruned trace keeps (lo of the search)."})
-    skip_chunks: bool = field(
-        default=False, metadata={"help": "Also find skippable chunks (skip-thinking data), validated on-policy."}
-    )
-    skip_first: bool = field(
-        default=True,
-        metadata={"help": "With skip_chunks: the opening chunk (the restated question of R1 traces) may be skipped "
-                          "too; false keeps the paper's middle chunks only."},
-    )
-    plain_prompt: bool = field(
-        default=False, metadata={"help": "Validate with the bare question (no tier instruction), for outside models."}
-    )
-    batch_size: int = field(default=64, metadata={"help": "Prompts per generation batch."})
-    shard_size: int = field(default=512, metadata={"help": "Traces searched together; results are written per trace."})
-    max_new_tokens: int = field(default=16, metadata={"help": "Answer tokens generated per validation."})
-    backend: str = field(
-        default="auto", metadata={"help": "Generation backend (auto: vllm if installed and a GPU is present).",
-                                  "choices": ["auto", "transformers", "vllm"]}
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
-
-    def __post_init__(self) -> None:
-        self.trace_fields = yaml_value(self.trace_fields, "trace_fields")
-        if self.min_steps < 0 or self.batch_size <= 0 or self.shard_size <= 0 or self.max_new_tokens <= 0:
-            raise ConfigError("min_steps must be >= 0; batch_size, shard_size and max_new_tokens must be positive")
-        if self.max_traces is not None and self.max_traces <= 0:
-            raise ConfigError(f"max_traces must be positive, got {self.max_traces}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from importlib import import_module
 
-from rl.config import InitArguments, LcrlArguments, PruneArguments
+from rl.config import InitArguments, LcrlArguments
 from rl.eval_config import EvalArguments
+from rl.prune_config import PruneArguments
 from rl.recipes import ParsedRun
 from rl.refresh import RefreshArguments
 

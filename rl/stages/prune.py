@@ -50,8 +50,9 @@ from data.prune_io import (
 from data.segment import join_steps, segment
 from data.tasks import make_prompt, synthetic_records
 from data.traces import Skipped, TraceRecord, load_traces
-from rl.config import ConfigError, LcrlArguments, PruneArguments
+from rl.config import ConfigError, LcrlArguments
 from rl.distributed import RowBuffer, broadcast, gather_sum, is_main, log_world, shard
+from rl.prune_config import PruneArguments
 from rl.recipes import ParsedRun, dump_run
 from rl.stages.common import claim_output, task_traces
 from rl.tracking import start_wandb_run
