@@ -5,21 +5,25 @@ other has not written yet, and the logs end with records twice. That happens wit
 ``torchrun`` starts its workers in sessions of their own, so a ``SIGKILL`` to torchrun (the OOM killer, ``kill -9``
 of the launcher, ``os.killpg`` of its group) leaves the workers running and writing; a relaunch then races them.
 
-``WriterLock`` takes ``flock(LOCK_EX | LOCK_NB)`` on ``<folder>/.writer.lock`` and writes its pid there. The kernel
+``WriterLock`` takes ``flock(LOCK_EX | LOCK_NB)`` on ``<folder>/_writer.lock`` and writes its pid there. The kernel
 drops the lock when its holder ends, however it ends (``SIGKILL`` included), so a dead run never leaves a stale lock
 to clean up; a live one makes the second writer fail at once, before it writes anything, with the holder's pid.
-``release_all`` gives up every lock this process holds (``rl.stages.run_stage`` calls it when a stage ends, however it
-ends, so one process can run stage after stage into the same folder).
+A forked child (a ``datasets.map`` or DataLoader worker) closes its copy of the file at once, so the lock never
+outlives the process that took it. The leading underscore keeps the file out of a Hub upload (transformers' Trainer
+ignores ``_*``). ``released_on_exit`` gives up the locks taken inside a block (``rl.stages.run_stage`` wraps each
+stage in it, so one process can run stage after stage into the same folder).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-LOCK_FILE = ".writer.lock"
-_held: list[WriterLock] = []  # this process's locks, for release_all
+LOCK_FILE = "_writer.lock"
+_held: list[WriterLock] = []  # this process's locks, in the order taken
 
 
 class OutputInUse(RuntimeError):
@@ -44,8 +48,15 @@ class WriterLock:
                 f"twice. Wait for it to end or stop it (kill {holder}), then run again. A torchrun killed with "
                 "SIGKILL leaves its workers running: look for them with `pgrep -f train.py`"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd: int | None = fd
         _held.append(self)
 
@@ -63,7 +74,24 @@ class WriterLock:
         self.release()
 
 
-def release_all() -> None:
-    """Give up every writer lock this process holds."""
-    for lock in list(_held):
-        lock.release()
+@contextmanager
+def released_on_exit() -> Iterator[None]:
+    """Give up, when the block ends (however it ends), every writer lock taken inside it; older ones stay held."""
+    before = len(_held)
+    try:
+        yield
+    finally:
+        for lock in reversed(_held[before:]):
+            lock.release()
+
+
+def _forget_in_child() -> None:
+    """After a fork: the child closes its copies of the lock files (the parent's lock stays, and dies with it)."""
+    for lock in _held:
+        if lock._fd is not None:
+            os.close(lock._fd)
+            lock._fd = None
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -10,6 +10,7 @@ prompts).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -114,7 +115,6 @@ def wandb_runs(tmp: Path) -> list[Path]:
     return sorted((tmp / "wb" / "wandb").glob("offline-run-*"))
 
 
-
 def _parent(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -123,30 +123,42 @@ def _parent(pid: int) -> int | None:
     return int(stat.rpartition(")")[2].split()[1])  # fields after "(comm)": state, ppid, ...
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """``pid`` runs (a zombie has ended: its files, and so its locks, are closed)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (children, theirs, ...), as ``/proc`` shows them now."""
+    found, todo = [], [pid]
+    while todo:
+        kids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == todo.pop()]
+        found += kids
+        todo += kids
+    return found
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL ``pids``; return once each is gone."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + 60
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in pids), f"processes {pids} still alive a minute after SIGKILL"
+
+
 def kill_run(proc: subprocess.Popen) -> list[int]:
     """SIGKILL a background launch and every process under it, as a crash of the whole job would; returns their pids
     once each is gone. torchrun starts its workers in sessions of their own, so a kill of its process group alone
     leaves the workers running (and writing)."""
-    pids, todo = [], [proc.pid]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo += [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == pid]
-    for pid in pids:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+    pids = [proc.pid, *descendants(proc.pid)]
+    kill_all(pids)
     proc.wait()
-    deadline = time.time() + 60
-    while any(_alive(p) for p in pids) and time.time() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(p) for p in pids), f"processes {pids} still alive a minute after SIGKILL"
     return pids

@@ -189,6 +189,9 @@ def test_a_folder_another_live_run_writes_is_refused_before_anything_is_written(
         assert [p.name for p in out.iterdir()] == [LOCK_FILE] and not engine.calls
     assert prune(out, "--num_train", "4") == 0  # once it has ended, the same command runs
     assert len(read_jsonl(out / "pruned.jsonl")) + len(read_jsonl(out / "dropped.jsonl")) == 4
+    (tmp_path / "a_file").write_text("")
+    assert prune(tmp_path / "a_file", "--num_train", "4") == 2  # an output_dir that cannot hold the lock: named
+    assert "output_dir '" in (err := capsys.readouterr().err) and "cannot hold the run's writer lock" in err
 
 
 def test_unreadable_traces_are_a_named_error_and_a_hub_source_is_not_read_in_a_dry_run(tmp_path, engine, capsys,

@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from data.writer_lock import LOCK_FILE, OutputInUse, WriterLock
+from data.writer_lock import LOCK_FILE, OutputInUse, WriterLock, released_on_exit
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD = ("import sys, time; from data.writer_lock import WriterLock; "
@@ -51,3 +52,27 @@ def test_a_live_holder_in_another_process_refuses_and_its_sigkill_frees_the_fold
 def test_other_folders_do_not_share_a_lock(tmp_path):
     with WriterLock(tmp_path / "a"), WriterLock(tmp_path / "b"):
         assert (tmp_path / "a" / LOCK_FILE).exists() and (tmp_path / "b" / LOCK_FILE).exists()
+
+
+def test_a_block_gives_up_only_the_locks_taken_inside_it(tmp_path):
+    outer = WriterLock(tmp_path / "outer")  # say, a caller's lock around train.main
+    with released_on_exit():
+        WriterLock(tmp_path / "inner")
+    WriterLock(tmp_path / "inner").release()  # free again
+    with pytest.raises(OutputInUse):
+        WriterLock(tmp_path / "outer")  # still held
+    outer.release()
+
+
+def test_a_forked_child_does_not_keep_the_lock_of_its_parent(tmp_path):
+    lock = WriterLock(tmp_path)
+    pid = os.fork()
+    if pid == 0:  # a worker forked by datasets.map or a DataLoader, living on
+        time.sleep(30)
+        os._exit(0)
+    try:
+        lock.release()
+        WriterLock(tmp_path).release()  # the live child held no copy of the lock
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

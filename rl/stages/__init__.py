@@ -78,9 +78,7 @@ def stage_types() -> StageTypes:
 
 def run_stage(run: ParsedRun) -> None:
     """Run ``run``'s stage; the output folders it locked (``data.writer_lock``) are free again once it ends."""
-    from data.writer_lock import release_all
+    from data.writer_lock import released_on_exit
 
-    try:
+    with released_on_exit():
         import_module(STAGE_MODULES[run.stage]).run(run)
-    finally:
-        release_all()

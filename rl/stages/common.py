@@ -107,21 +107,23 @@ def load_policy(model_args, trust_remote_code: bool = False) -> tuple[PreTrained
         raise ConfigError(str(exc)) from exc
 
 
-def start_training(run: ParsedRun, inspect: Callable[[PreTrainedModel, PreTrainedTokenizerBase], None] | None = None,
-                   ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str | None] | None:
+def start_training(
+    run: ParsedRun, check_loaded: Callable[[PreTrainedModel, PreTrainedTokenizerBase], None] | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str | None] | None:
     """The start of every training stage, once its data is built: the start-up checks (``rl.checks``), then ``None``
-    for a dry run; otherwise the policy loaded and its precision checked, ``inspect(model, tokenizer)`` (a stage's own
-    check of the loaded model, before anything is written), and ``prepare_training``: the model, its tokenizer and
-    the checkpoint to resume from."""
+    for a dry run; otherwise the output folder's writer lock (``claim_output``), the policy loaded and its precision
+    checked, ``check_loaded(model, tokenizer)`` (a stage's own check of the loaded model, before anything is written)
+    and ``prepare_training``: the model, its tokenizer and the checkpoint to resume from."""
     training_args, model_args = run.stage_args[0], run.stage_args[1]
     checks = startup_checks(run)
     if run.lcrl.dry_run:
         logger.info("dry run: %d start-up checks passed; nothing loaded or written", len(checks))
         return None
+    claim_output(Path(training_args.output_dir))  # before loading: a refused relaunch should not load a model first
     model, tokenizer = load_policy(model_args, training_args.trust_remote_code)
     check_loaded_precision(model, training_args, model_args)
-    if inspect is not None:
-        inspect(model, tokenizer)
+    if check_loaded is not None:
+        check_loaded(model, tokenizer)
     return model, tokenizer, prepare_training(run, training_args)
 
 
@@ -135,16 +137,17 @@ def claim_output(out: Path) -> None:
             WriterLock(out)
         except OutputInUse as exc:
             error = str(exc)
+        except OSError as exc:  # not a folder, no permission, no flock: every process must hear of it, not hang
+            error = f"output_dir {str(out)!r} cannot hold the run's writer lock: {exc}"
     error = broadcast(error)
     if error is not None:
         raise OutputInUse(error)
 
 
 def prepare_training(run: ParsedRun, training_args) -> str | None:
-    """The output folder's writer lock (``claim_output``), W&B naming, and the checkpoint to resume from: the last one
-    in output_dir, if any, provided the run that wrote it had the same ``RESUME_SETTINGS`` (``run_settings.json``;
-    otherwise a ``ConfigError`` names the changes)."""
-    claim_output(Path(training_args.output_dir))
+    """W&B naming, and the checkpoint to resume from: the last one in output_dir, if any, provided the run that wrote
+    it had the same ``RESUME_SETTINGS`` (``run_settings.json``; otherwise a ``ConfigError`` names the changes). The
+    caller holds output_dir's writer lock (``start_training``)."""
     ident = setup_wandb(run)
     if training_args.run_name in (None, training_args.output_dir):
         training_args.run_name = ident["name"]

@@ -66,7 +66,7 @@ def run(run: ParsedRun) -> None:
     if budget_rollouts.budget_rollouts:
         logger.info("budget rollouts: thinking cut at each tier's budget, answers in %d tokens, %.0f%% of none-tier "
                     "groups without thinking", budget_rollouts.rollout_answer_tokens, 100 * budget_rollouts.skip_share)
-    started = start_training(run, inspect=lambda model, tokenizer: check_prompt_lengths(
+    started = start_training(run, check_loaded=lambda model, tokenizer: check_prompt_lengths(
         train["prompt"], tokenizer, prompt_limit(grpo_args, model.config)))
     if started is None:  # a dry run
         return
