@@ -34,7 +34,7 @@ def test_a_run_meeting_every_target_has_no_misses(tmp_path):
     assert misses(fig) == []
     text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {"trl": "1"}},
                      "figures": fig, "wall_seconds": {"sft": 60.0, "prune": 30.0}, "misses": []})
-    assert "| total | 90 (1.5 min) |" in text and "Targets missed: none" in text
+    assert "| total | 90 (1.5 min) |" in text and "Targets missed by grpo-mixed (the final model): none" in text
     assert "greedy: short/medium +25.0 tokens; sampled t=0.6: short/medium +25.0 tokens" in text
     assert "SFT on long traces (long sentence, greedy): accuracy 0.960" in text
 
@@ -49,6 +49,18 @@ def test_unordered_tiers_and_a_medium_too_long_or_too_wrong_are_missed(tmp_path)
     text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "figures": fig,
                      "wall_seconds": {}, "misses": []})
     assert "greedy: medium/long -5.0 tokens (inverted)" in text
+
+
+def test_the_tier_sft_model_is_checked_too_and_a_model_without_rows_misses(tmp_path):
+    fig = results(tmp_path, (60.0, 85.0, 140.0))
+    fig["tiers"] += [dict(r, model="sft-tiers") for r in fig["tiers"] if r["decoding"] == "greedy"]
+    assert misses(fig) == []
+    assert misses(fig, "sft-tiers") == ["sampled t=0.6: no short/medium/long rows of sft-tiers"]
+    text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "figures": fig,
+                     "wall_seconds": {}, "misses": [], "misses_before": {"sft-tiers": misses(fig, "sft-tiers")}})
+    assert "Targets missed by sft-tiers (before GRPO): sampled t=0.6: no short/medium/long rows of sft-tiers" in text
+    assert "Closest neighbouring tiers of sft-tiers (a strict order can be a tie in substance): greedy: " \
+           "short/medium +25.0 tokens" in text
 
 
 def test_every_stage_runs_a_recipe_of_the_real_pipeline():
@@ -113,5 +125,5 @@ def test_every_recipe_of_make_real_writes_the_same_task_under_the_same_tiers():
     made = {recipes[n]["output_dir"] for n in ("sft_tiers", "grpo_mixed")}
     assert {m.split("=", 1)[1] for m in recipes["eval_greedy"]["models"]} == made
     assert recipes["eval_sft"]["models"] == [f"sft={recipes['sft']['output_dir']}"]
-    sampled = STAGES["eval_sampled"][0]  # the sampled evaluation reads the final model only
-    assert sampled[sampled.index("--models") + 1] == f"[grpo-mixed={recipes['grpo_mixed']['output_dir']}]"
+    sampled = STAGES["eval_sampled"][0]  # the sampled evaluation reads the greedy one's models (both tiered ones)
+    assert "--models" not in sampled and sampled[sampled.index("--config") + 1] == STAGES["eval_greedy"][0][3]
