@@ -8,8 +8,9 @@ of the launcher, ``os.killpg`` of its group) leaves the workers running and writ
 ``WriterLock`` takes ``flock(LOCK_EX | LOCK_NB)`` on ``<folder>/_writer.lock`` and writes its pid there. The kernel
 drops the lock when its holder ends, however it ends (``SIGKILL`` included), so a dead run never leaves a stale lock
 to clean up; a live one makes the second writer fail at once, before it writes anything, with the holder's pid.
-A forked child (a ``datasets.map`` or DataLoader worker) closes its copy of the file at once, so the lock never
-outlives the process that took it. The leading underscore keeps the file out of a Hub upload (transformers' Trainer
+A forked child (a ``datasets.map`` or DataLoader worker) closes its copy of the file in Python's after-fork hook, so
+the lock does not outlive the process that took it (a child that stalls in another library's fork handler before
+that hook runs keeps it until it ends: in pytest's own process, with torch loaded, it did once). The leading underscore keeps the file out of a Hub upload (transformers' Trainer
 ignores ``_*``). ``released_on_exit`` gives up the locks taken inside a block (``rl.stages.run_stage`` wraps each
 stage in it, so one process can run stage after stage into the same folder).
 """
@@ -89,7 +90,10 @@ def _forget_in_child() -> None:
     """After a fork: the child closes its copies of the lock files (the parent's lock stays, and dies with it)."""
     for lock in _held:
         if lock._fd is not None:
-            os.close(lock._fd)
+            try:
+                os.close(lock._fd)
+            except OSError:  # one bad descriptor must not leave the others open
+                pass
             lock._fd = None
     _held.clear()
 

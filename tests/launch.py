@@ -135,7 +135,8 @@ def descendants(pid: int) -> list[int]:
     """Every process under ``pid`` (children, theirs, ...), as ``/proc`` shows them now."""
     found, todo = [], [pid]
     while todo:
-        kids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == todo.pop()]
+        parent = todo.pop()
+        kids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == parent]
         found += kids
         todo += kids
     return found

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,15 +63,27 @@ def test_a_block_gives_up_only_the_locks_taken_inside_it(tmp_path):
     outer.release()
 
 
+FORK = """
+import os, signal, sys, time
+from data.writer_lock import WriterLock
+lock = WriterLock(sys.argv[1])
+pid = os.fork()
+if pid == 0:  # a worker forked by datasets.map or a DataLoader, living on
+    time.sleep(30)
+    os._exit(0)
+lock.release()
+try:
+    WriterLock(sys.argv[1]).release()
+    print("free")
+except Exception as exc:
+    print(f"held: {exc}")
+os.kill(pid, signal.SIGKILL)
+os.waitpid(pid, 0)
+"""
+
+
 def test_a_forked_child_does_not_keep_the_lock_of_its_parent(tmp_path):
-    lock = WriterLock(tmp_path)
-    pid = os.fork()
-    if pid == 0:  # a worker forked by datasets.map or a DataLoader, living on
-        time.sleep(30)
-        os._exit(0)
-    try:
-        lock.release()
-        WriterLock(tmp_path).release()  # the live child held no copy of the lock
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+    """In a fresh interpreter: pytest's own process holds other libraries' fork handlers and threads."""
+    proc = subprocess.run([sys.executable, "-c", FORK, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert proc.stdout.strip() == "free", proc.stdout + proc.stderr
