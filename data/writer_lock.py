@@ -9,10 +9,11 @@ of the launcher, ``os.killpg`` of its group) leaves the workers running and writ
 drops the lock when its holder ends, however it ends (``SIGKILL`` included), so a dead run never leaves a stale lock
 to clean up; a live one makes the second writer fail at once, before it writes anything, with the holder's pid.
 A forked child (a ``datasets.map`` or DataLoader worker) closes its copy of the file in Python's after-fork hook, so
-the lock does not outlive the process that took it (a child that stalls in another library's fork handler before
-that hook runs keeps it until it ends: in pytest's own process, with torch loaded, it did once). The leading underscore keeps the file out of a Hub upload (transformers' Trainer
-ignores ``_*``). ``released_on_exit`` gives up the locks taken inside a block (``rl.stages.run_stage`` wraps each
-stage in it, so one process can run stage after stage into the same folder).
+the lock does not outlive the process that took it (until the child has run that hook, right after the fork, it
+still holds a copy). The leading
+underscore keeps the file out of a Hub upload (transformers' Trainer ignores ``_*``). ``released_on_exit`` gives up
+the locks taken inside a block (``rl.stages.run_stage`` wraps each stage in it, so one process can run stage after
+stage into the same folder).
 """
 
 from __future__ import annotations
@@ -39,20 +40,16 @@ class WriterLock:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / LOCK_FILE
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputInUse(
-                f"{folder} is being written by another live process (pid {holder}); two writers would do records "
-                f"twice. Wait for it to end or stop it (kill {holder}), then run again. A torchrun killed with "
-                "SIGKILL leaves its workers running: look for them with `pgrep -f train.py`"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
+        try:  # any failure closes the file: a lock not taken leaves nothing open
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                raise OutputInUse(
+                    f"{folder} is being written by another live process (pid {holder}); two writers would do records "
+                    f"twice. Wait for it to end or stop it (kill {holder}), then run again. A torchrun killed with "
+                    "SIGKILL leaves its workers running: look for them with `pgrep -f train.py`"
+                ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         except BaseException:

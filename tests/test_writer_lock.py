@@ -67,10 +67,13 @@ FORK = """
 import os, signal, sys, time
 from data.writer_lock import WriterLock
 lock = WriterLock(sys.argv[1])
+ready, started = os.pipe()
 pid = os.fork()
 if pid == 0:  # a worker forked by datasets.map or a DataLoader, living on
+    os.write(started, b"x")  # Python runs in the child: the after-fork hooks have run
     time.sleep(30)
     os._exit(0)
+os.read(ready, 1)  # without this wait the parent can re-lock before the child has closed its copy
 lock.release()
 try:
     WriterLock(sys.argv[1]).release()
@@ -83,7 +86,7 @@ os.waitpid(pid, 0)
 
 
 def test_a_forked_child_does_not_keep_the_lock_of_its_parent(tmp_path):
-    """In a fresh interpreter: pytest's own process holds other libraries' fork handlers and threads."""
+    """In a fresh interpreter (pytest's own process holds other libraries' fork handlers and threads)."""
     proc = subprocess.run([sys.executable, "-c", FORK, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert proc.stdout.strip() == "free", proc.stdout + proc.stderr
