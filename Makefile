@@ -10,7 +10,7 @@ export WANDB_SILENT := true
 # OMP_WAIT_POLICY=PASSIVE: 25% slower alone, but no spin-wait collapse when the cores are busy.)
 export OMP_NUM_THREADS ?= $(shell nproc)
 
-.PHONY: install demo demo-seeds demo-check test test-fast bench compare sampling tiers budget-rollouts prune real clean
+.PHONY: install demo demo-seeds demo-check test test-fast bench compare sampling tiers budget-rollouts prune real real-grpo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -114,6 +114,12 @@ real: install
 	$(BIN)/python bench/real.py
 	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
 		grpo-mixed=$(REAL)/grpo_mixed --rows $(REAL)/prune/pruned.jsonl --completions tiered_early
+
+# make real's GRPO stage over seeds and recipe variants, from its tier SFT model (run make real first): mean and range
+# per tier, and the seeds meeting every target (bench/results/real_grpo.md). ~18 min a seed and variant here.
+REAL_GRPO_ARGS ?=
+real-grpo: install
+	$(BIN)/python bench/real_grpo.py $(REAL_GRPO_ARGS)
 
 clean:
 	rm -rf outputs wandb

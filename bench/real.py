@@ -94,9 +94,10 @@ def rows(out: Path, name: str) -> list[dict]:
     return json.loads((out / name / "results.json").read_text())["rows"]
 
 
-def figures(out: Path = OUT) -> dict:
-    """The baseline, and per model, decoding and tier: accuracy, thinking tokens and within-band share."""
-    think = {r["mode"]: r for r in rows(out, "eval_sft") if r["model"] == "sft"}
+def figures(out: Path = OUT, baseline: Path | None = None) -> dict:
+    """The baseline (``eval_sft`` under ``baseline``, by default ``out``), and per model, decoding and tier of
+    ``out``'s evaluations: accuracy, thinking tokens and within-band share."""
+    think = {r["mode"]: r for r in rows(baseline or out, "eval_sft") if r["model"] == "sft"}
     fig = {"sft": {"accuracy": think["think"]["accuracy"], "think_tokens": think["think"]["think_tokens_mean"],
                    "no_think_accuracy": think["no-think"]["accuracy"], "tier": think["think"]["tier"]}, "tiers": []}
     for decoding, folder in DECODINGS.items():

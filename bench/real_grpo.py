@@ -1,0 +1,174 @@
+"""``make real-grpo``: make real's GRPO stage over seeds and recipe variants, each model evaluated per tier.
+
+One make real run is one seed: on 40 held-out problems a problem is 2.5 points, so a GRPO recipe change is judged
+here, from the finished tier SFT model of ``make real`` (run it first), over several seeds. For each variant (the
+recipe ``configs/smollm2/real/grpo_mixed.yaml`` plus command-line overrides, ``VARIANTS``) and seed: GRPO
+(``train.py --stage grpo --seed S``), then ``eval.yaml`` on that model, greedy and sampled as make real evaluates.
+Reported per variant: mean and range over seeds of each tier's accuracy and thinking tokens, of medium's saving and
+accuracy loss against the long-trace SFT model (make real's ``eval_sft``), the closest neighbouring tiers, and the
+seeds that meet every target of make real (``bench.real.misses``).
+
+Resumable: a finished step of a seed is skipped; an interrupted GRPO run resumes from its checkpoint. A seed folder
+made with other arguments stops the run, naming the folder to delete. Results: ``bench/results/real_grpo.json`` and
+``.md``; models and evaluations under ``outputs/smollm2/real/grpo_study/<variant>/seed<S>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import bench.real as real  # noqa: E402
+from bench.demo import environment, machine_line, run_stage  # noqa: E402
+from data.budgets import TIER_NAMES as TIERS  # noqa: E402
+
+OUT = real.OUT
+STUDY = OUT / "grpo_study"
+# name -> (train.py overrides of the GRPO recipe, why)
+VARIANTS: dict[str, tuple[list[str], str]] = {
+    "recipe": ([], "configs/smollm2/real/grpo_mixed.yaml as it is"),
+    "t06": (["--temperature", "0.6"], "rollouts at temperature 0.6 (the sampled evaluation's), not 1.0"),
+    # medium's overrun priced as long's shortfall, per token (2.0 / 128 = 5.0 / 320): the medium/long choice then gets
+    # opposite pushes of equal strength under the two sentences
+    "t06_sym": (["--temperature", "0.6", "--tiers", "{short: {budget: 80}, medium: {budget: 128, floor: 80, penalty: "
+                 "2.0}, long: {budget: 320, floor: 128, penalty: 5.0}}"],
+                "as t06, medium's penalty 2.0 (0.5 in the preset): its overrun costs per token what long's shortfall "
+                "does"),
+}
+MADE = "made.json"  # what made a seed folder: its commands and the recipe digest of make real's tier SFT model
+
+logger = logging.getLogger("real_grpo")
+
+
+def commands(variant: str, seed: int) -> dict[str, tuple[list[str], str]]:
+    """The steps of one seed: name -> (train.py arguments, the file that exists once the step is done)."""
+    folder = STUDY / variant / f"seed{seed}"
+    grpo = ["--stage", "grpo", "--config", f"{real.RECIPES}/grpo_mixed.yaml", *VARIANTS[variant][0],
+            "--seed", str(seed), "--output_dir", str(folder / "grpo")]
+    steps = {"grpo": (grpo, "grpo/lcrl_config.json")}
+    for decoding, name in real.DECODINGS.items():
+        extra = real.SAMPLED if name == "eval_sampled" else []
+        steps[name] = (["--stage", "eval", "--config", f"{real.RECIPES}/eval.yaml", "--models",
+                        f"{real.FINAL}={folder / 'grpo'}", *extra, "--output_dir", str(folder / name)],
+                       f"{name}/results.json")
+    return steps
+
+
+def run_seed(variant: str, seed: int) -> dict:
+    """Run what is missing of one seed; its wall seconds per step (``None`` for a step done before)."""
+    folder = STUDY / variant / f"seed{seed}"
+    steps = commands(variant, seed)
+    wanted = {"sft_tiers": real.read_made().get("sft_tiers"), **{name: args for name, (args, _) in steps.items()}}
+    made_file = folder / MADE
+    if made_file.is_file() and json.loads(made_file.read_text()) != wanted:
+        raise SystemExit(f"{folder} was made by other commands than variant {variant!r} gives now, or from another "
+                         f"tier SFT model; delete it to run it again")
+    folder.mkdir(parents=True, exist_ok=True)
+    made_file.write_text(json.dumps(wanted, indent=2))
+    walls: dict[str, float | None] = {}
+    for name, (args, done) in steps.items():
+        if (folder / done).is_file():
+            logger.info("%s seed %d %s: done, skipped", variant, seed, name)
+            walls[name] = None
+            continue
+        walls[name], peak = run_stage(args)
+        logger.info("%s seed %d %s: %.0f s, peak %d MB", variant, seed, name, walls[name], peak)
+    return walls
+
+
+def seed_figures(variant: str, seed: int) -> dict:
+    """make real's figures for one seed's GRPO model (the baseline: make real's long-trace SFT model)."""
+    fig = real.figures(STUDY / variant / f"seed{seed}", baseline=OUT)
+    return {"seed": seed, "figures": fig, "misses": real.misses(fig), "closest": real.closest_tiers(fig)}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.fmean(values), 4), "min": round(min(values), 4), "max": round(max(values), 4)}
+
+
+def summary(seeds: list[dict]) -> dict:
+    """Mean and range over seeds, per decoding and tier, of accuracy and thinking tokens; medium's saving and loss
+    (greedy); the closest gap per decoding; the seeds meeting every target."""
+    out: dict = {"seeds": [s["seed"] for s in seeds], "meet_all": [s["seed"] for s in seeds if not s["misses"]]}
+    for decoding in real.DECODINGS:
+        rows = [real.by_tier(s["figures"], real.FINAL, decoding) for s in seeds]
+        rows = [r for r in rows if set(r) == set(TIERS)]
+        if not rows:
+            continue
+        out[decoding] = {t: {k: spread([r[t][k] for r in rows]) for k in ("accuracy", "think_tokens")} for t in TIERS}
+        out[decoding]["closest_gap"] = spread([s["closest"][decoding][1] for s in seeds if decoding in s["closest"]])
+    greedy = [(s["figures"]["sft"], real.by_tier(s["figures"], real.FINAL, "greedy").get("medium"))
+              for s in seeds]
+    greedy = [(sft, m) for sft, m in greedy if m]
+    if greedy:
+        out["medium_shorter"] = spread([1 - m["think_tokens"] / sft["think_tokens"] for sft, m in greedy])
+        out["medium_accuracy_loss"] = spread([sft["accuracy"] - m["accuracy"] for sft, m in greedy])
+    return out
+
+
+def fmt(s: dict, digits: int = 1) -> str:
+    return f"{s['mean']:.{digits}f} ({s['min']:.{digits}f} to {s['max']:.{digits}f})"
+
+
+def markdown(result: dict) -> str:
+    lines = [machine_line(result["environment"]), "",
+             "Mean (min to max) over seeds of make real's GRPO stage from the same tier SFT model; each model "
+             "evaluated on make real's 40 held-out problems per tier.", "",
+             "| variant | seeds | decoding | short | medium | long | accuracy s / m / l | closest gap |",
+             "|---|---|---|---|---|---|---|---|"]
+    for variant, res in result["variants"].items():
+        summ = res["summary"]
+        for decoding in real.DECODINGS:
+            if decoding not in summ:
+                continue
+            d = summ[decoding]
+            acc = " / ".join(f"{d[t]['accuracy']['mean']:.3f}" for t in TIERS)
+            lines.append(f"| {variant} | {', '.join(map(str, summ['seeds']))} | {decoding} | "
+                         + " | ".join(fmt(d[t]["think_tokens"]) for t in TIERS)
+                         + f" | {acc} | {fmt(d['closest_gap'])} |")
+    lines.append("")
+    for variant, res in result["variants"].items():
+        summ = res["summary"]
+        lines.append(f"- {variant} ({VARIANTS[variant][1]}): medium "
+                     f"{fmt({k: 100 * v for k, v in summ['medium_shorter'].items()})}% shorter than SFT at "
+                     f"{fmt({k: 100 * v for k, v in summ['medium_accuracy_loss'].items()})} points of accuracy "
+                     f"loss (greedy); every target met by seed(s): {summ['meet_all'] or 'none'}")
+        for s in res["seeds"]:
+            missed = "; ".join(s["misses"]) if s["misses"] else "every target met"
+            lines.append(f"  - seed {s['seed']}: {missed}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--output", type=Path, default=REPO / "bench/results/real_grpo.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for done in ("sft_tiers/lcrl_config.json", "eval_sft/results.json"):
+        if not (OUT / done).is_file():
+            parser.error(f"{OUT / done} is missing: run make real first (this study starts from its tier SFT model)")
+    result: dict = {"environment": environment(), "variants": {}}
+    for variant in args.variants:
+        seeds = []
+        for seed in args.seeds:
+            walls = run_seed(variant, seed)
+            seeds.append({**seed_figures(variant, seed), "wall_seconds": walls})
+        result["variants"][variant] = {"overrides": VARIANTS[variant][0], "seeds": seeds, "summary": summary(seeds)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    args.output.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

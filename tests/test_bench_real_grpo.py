@@ -1,0 +1,88 @@
+"""bench/real_grpo.py (make real-grpo): the commands of a seed, resuming, and the mean and range over seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import bench.real as real
+import bench.real_grpo as study
+from bench.real import FINAL, SAMPLED
+from tests.test_bench_real import row, write_rows
+
+
+def fake_seed(folder: Path, lengths: tuple[float, float, float], medium_acc: float) -> None:
+    for name in ("eval", "eval_sampled"):
+        write_rows(folder, name, [row(FINAL, t, medium_acc if t == "medium" else 1.0, n)
+                                  for t, n in zip(("short", "medium", "long"), lengths)])
+
+
+@pytest.fixture
+def out(tmp_path, monkeypatch) -> Path:
+    """make real's folder with its SFT baseline (accuracy 1.0 at 200 thinking tokens); the study inside it."""
+    write_rows(tmp_path, "eval_sft", [row("sft", "long", 1.0, 200.0), row("sft", "long", 0.0, 0.0, "no-think")])
+    for module in (real, study):
+        monkeypatch.setattr(module, "OUT", tmp_path)
+    monkeypatch.setattr(study, "STUDY", tmp_path / "grpo_study")
+    return tmp_path
+
+
+def test_a_seed_trains_the_recipe_with_the_variant_and_seed_then_evaluates_that_model_both_ways(out):
+    steps = study.commands("t06", 3)
+    folder = out / "grpo_study/t06/seed3"
+    grpo, done = steps["grpo"]
+    assert grpo[:4] == ["--stage", "grpo", "--config", "configs/smollm2/real/grpo_mixed.yaml"]
+    assert grpo[4:] == ["--temperature", "0.6", "--seed", "3", "--output_dir", str(folder / "grpo")]
+    assert done == "grpo/lcrl_config.json"
+    greedy, sampled = steps["eval"][0], steps["eval_sampled"][0]
+    assert greedy[greedy.index("--models") + 1] == f"{FINAL}={folder / 'grpo'}"
+    assert SAMPLED[0] not in greedy and greedy[-1] == str(folder / "eval")
+    assert sampled[sampled.index(SAMPLED[0]) + 1] == SAMPLED[1] and sampled[-1] == str(folder / "eval_sampled")
+
+
+def test_finished_steps_are_skipped_and_a_folder_made_otherwise_is_refused(out, monkeypatch):
+    ran = []
+
+    def fake_run(args):
+        ran.append(args[1])
+        target = Path(args[args.index("--output_dir") + 1])
+        target.mkdir(parents=True)
+        (target / ("lcrl_config.json" if args[1] == "grpo" else "results.json")).write_text("{}")
+        return 1.0, 10
+
+    monkeypatch.setattr(study, "run_stage", fake_run)
+    assert study.run_seed("recipe", 0) == {"grpo": 1.0, "eval": 1.0, "eval_sampled": 1.0}
+    assert study.run_seed("recipe", 0) == {"grpo": None, "eval": None, "eval_sampled": None}
+    assert ran == ["grpo", "eval", "eval"]
+    made = out / "grpo_study/recipe/seed0/made.json"
+    made.write_text(json.dumps({**json.loads(made.read_text()), "grpo": ["--stage", "grpo", "--other"]}))
+    with pytest.raises(SystemExit, match="seed0 was made by other commands"):
+        study.run_seed("recipe", 0)
+
+
+def test_the_summary_gives_mean_and_range_over_seeds_and_the_seeds_meeting_every_target(out):
+    fake_seed(out / "grpo_study/t06/seed0", (70.0, 100.0, 130.0), medium_acc=1.0)
+    fake_seed(out / "grpo_study/t06/seed1", (80.0, 110.0, 110.0), medium_acc=0.9)  # tie and 10 points lost
+    seeds = [study.seed_figures("t06", s) for s in (0, 1)]
+    summ = study.summary(seeds)
+    assert summ["meet_all"] == [0]
+    assert summ["greedy"]["long"]["think_tokens"] == {"mean": 120.0, "min": 110.0, "max": 130.0}
+    assert summ["greedy"]["medium"]["accuracy"] == {"mean": 0.95, "min": 0.9, "max": 1.0}
+    assert summ["greedy"]["closest_gap"] == {"mean": 15.0, "min": 0.0, "max": 30.0}
+    assert summ["medium_shorter"] == {"mean": 0.475, "min": 0.45, "max": 0.5}
+    assert summ["medium_accuracy_loss"]["max"] == pytest.approx(0.1)
+    text = study.markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}},
+                           "variants": {"t06": {"seeds": seeds, "summary": summ}}})
+    assert "| t06 | 0, 1 | greedy | 75.0 (70.0 to 80.0) | 105.0 (100.0 to 110.0) | 120.0 (110.0 to 130.0) |" in text
+    assert "medium 47.5 (45.0 to 50.0)% shorter than SFT at 5.0 (0.0 to 10.0) points" in text
+    assert "every target met by seed(s): [0]" in text
+    assert "  - seed 1: greedy: tiers not ordered short < medium < long (80.0, 110.0, 110.0)" in text
+
+
+def test_the_study_needs_make_reals_tier_sft_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(study, "OUT", tmp_path)
+    with pytest.raises(SystemExit):
+        study.main(["--variants", "recipe", "--seeds", "0"])
+    assert "run make real first" in capsys.readouterr().err
