@@ -101,6 +101,8 @@ def figures(out: Path = OUT, baseline: Path | None = None) -> dict:
     fig = {"sft": {"accuracy": think["think"]["accuracy"], "think_tokens": think["think"]["think_tokens_mean"],
                    "no_think_accuracy": think["no-think"]["accuracy"], "tier": think["think"]["tier"]}, "tiers": []}
     for decoding, folder in DECODINGS.items():
+        if not (out / folder / "results.json").is_file():  # not evaluated: misses() reports the decoding's rows missing
+            continue
         for r in rows(out, folder):
             if r["mode"] == "think" and r.get("control") in ("none", None) and r["tier"] in TIERS:
                 fig["tiers"].append({"model": r["model"], "decoding": decoding, "tier": r["tier"],

@@ -31,17 +31,21 @@ from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 
 OUT = real.OUT
 STUDY = OUT / "grpo_study"
-# name -> (train.py overrides of the GRPO recipe, why)
+# name -> (train.py overrides of the GRPO recipe, why). Each variant names the settings it studies, so its meaning
+# survives a change of the recipe's; DEFAULT is what make real's recipe (grpo_mixed.yaml) sets.
 VARIANTS: dict[str, tuple[list[str], str]] = {
-    "recipe": ([], "configs/smollm2/real/grpo_mixed.yaml as it is"),
-    "t06": (["--temperature", "0.6"], "rollouts at temperature 0.6 (the sampled evaluation's), not 1.0"),
+    "lr3e5": (["--learning_rate", "3e-5"], "make real's recipe: learning rate 3e-5, rollouts at temperature 1.0"),
+    "lr1e4": (["--learning_rate", "1e-4"], "learning rate 1e-4 (make real's sixth run)"),
+    "lr1e4_t06": (["--learning_rate", "1e-4", "--temperature", "0.6"],
+                  "learning rate 1e-4, rollouts at temperature 0.6 (the sampled evaluation's), not 1.0"),
     # medium's overrun priced as long's shortfall, per token (2.0 / 128 = 5.0 / 320): the medium/long choice then gets
     # opposite pushes of equal strength under the two sentences
-    "t06_sym": (["--temperature", "0.6", "--tiers", "{short: {budget: 80}, medium: {budget: 128, floor: 80, penalty: "
-                 "2.0}, long: {budget: 320, floor: 128, penalty: 5.0}}"],
-                "as t06, medium's penalty 2.0 (0.5 in the preset): its overrun costs per token what long's shortfall "
-                "does"),
+    "lr1e4_t06_sym": (["--learning_rate", "1e-4", "--temperature", "0.6", "--tiers", "{short: {budget: 80}, medium: "
+                       "{budget: 128, floor: 80, penalty: 2.0}, long: {budget: 320, floor: 128, penalty: 5.0}}"],
+                      "as lr1e4_t06, medium's penalty 2.0 (0.5 in the preset): its overrun costs per token what "
+                      "long's shortfall does"),
 }
+DEFAULT = "lr3e5"
 MADE = "made.json"  # what made a seed folder: its commands and the recipe digest of make real's tier SFT model
 
 logger = logging.getLogger("real_grpo")
@@ -98,12 +102,13 @@ def summary(seeds: list[dict]) -> dict:
     (greedy); the closest gap per decoding; the seeds meeting every target."""
     out: dict = {"seeds": [s["seed"] for s in seeds], "meet_all": [s["seed"] for s in seeds if not s["misses"]]}
     for decoding in real.DECODINGS:
-        rows = [real.by_tier(s["figures"], real.FINAL, decoding) for s in seeds]
-        rows = [r for r in rows if set(r) == set(TIERS)]
-        if not rows:
+        got = [s for s in seeds if set(real.by_tier(s["figures"], real.FINAL, decoding)) == set(TIERS)]
+        if not got:
             continue
+        rows = [real.by_tier(s["figures"], real.FINAL, decoding) for s in got]
         out[decoding] = {t: {k: spread([r[t][k] for r in rows]) for k in ("accuracy", "think_tokens")} for t in TIERS}
-        out[decoding]["closest_gap"] = spread([s["closest"][decoding][1] for s in seeds if decoding in s["closest"]])
+        out[decoding]["closest_gap"] = spread([s["closest"][decoding][1] for s in got])
+        out[decoding]["seeds"] = [s["seed"] for s in got]
     greedy = [(s["figures"]["sft"], real.by_tier(s["figures"], real.FINAL, "greedy").get("medium"))
               for s in seeds]
     greedy = [(sft, m) for sft, m in greedy if m]
@@ -130,16 +135,17 @@ def markdown(result: dict) -> str:
                 continue
             d = summ[decoding]
             acc = " / ".join(f"{d[t]['accuracy']['mean']:.3f}" for t in TIERS)
-            lines.append(f"| {variant} | {', '.join(map(str, summ['seeds']))} | {decoding} | "
+            lines.append(f"| {variant} | {', '.join(map(str, d['seeds']))} | {decoding} | "
                          + " | ".join(fmt(d[t]["think_tokens"]) for t in TIERS)
                          + f" | {acc} | {fmt(d['closest_gap'])} |")
     lines.append("")
     for variant, res in result["variants"].items():
         summ = res["summary"]
-        lines.append(f"- {variant} ({VARIANTS[variant][1]}): medium "
-                     f"{fmt({k: 100 * v for k, v in summ['medium_shorter'].items()})}% shorter than SFT at "
-                     f"{fmt({k: 100 * v for k, v in summ['medium_accuracy_loss'].items()})} points of accuracy "
-                     f"loss (greedy); every target met by seed(s): {summ['meet_all'] or 'none'}")
+        saving = (f"medium {fmt({k: 100 * v for k, v in summ['medium_shorter'].items()})}% shorter than SFT at "
+                  f"{fmt({k: 100 * v for k, v in summ['medium_accuracy_loss'].items()})} points of accuracy loss "
+                  f"(greedy)" if "medium_shorter" in summ else "no greedy evaluation")
+        lines.append(f"- {variant} ({VARIANTS[variant][1]}): {saving}; every target met by seed(s): "
+                     f"{summ['meet_all'] or 'none'}")
         for s in res["seeds"]:
             missed = "; ".join(s["misses"]) if s["misses"] else "every target met"
             lines.append(f"  - seed {s['seed']}: {missed}")
@@ -148,9 +154,11 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=[DEFAULT], choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/real_grpo.json")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: summarise the seeds evaluated so far (a decoding not evaluated is a miss)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for done in ("sft_tiers/lcrl_config.json", "eval_sft/results.json"):
@@ -160,8 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     for variant in args.variants:
         seeds = []
         for seed in args.seeds:
-            walls = run_seed(variant, seed)
+            if args.report and not (STUDY / variant / f"seed{seed}" / "eval").is_dir():
+                logger.warning("%s seed %d: not evaluated, left out", variant, seed)
+                continue
+            walls = None if args.report else run_seed(variant, seed)
             seeds.append({**seed_figures(variant, seed), "wall_seconds": walls})
+        if not seeds:
+            continue
         result["variants"][variant] = {"overrides": VARIANTS[variant][0], "seeds": seeds, "summary": summary(seeds)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 import bench.real as real
 import bench.real_grpo as study
@@ -30,11 +31,12 @@ def out(tmp_path, monkeypatch) -> Path:
 
 
 def test_a_seed_trains_the_recipe_with_the_variant_and_seed_then_evaluates_that_model_both_ways(out):
-    steps = study.commands("t06", 3)
-    folder = out / "grpo_study/t06/seed3"
+    steps = study.commands("lr1e4_t06", 3)
+    folder = out / "grpo_study/lr1e4_t06/seed3"
     grpo, done = steps["grpo"]
     assert grpo[:4] == ["--stage", "grpo", "--config", "configs/smollm2/real/grpo_mixed.yaml"]
-    assert grpo[4:] == ["--temperature", "0.6", "--seed", "3", "--output_dir", str(folder / "grpo")]
+    assert grpo[4:] == ["--learning_rate", "1e-4", "--temperature", "0.6", "--seed", "3", "--output_dir",
+                        str(folder / "grpo")]
     assert done == "grpo/lcrl_config.json"
     greedy, sampled = steps["eval"][0], steps["eval_sampled"][0]
     assert greedy[greedy.index("--models") + 1] == f"{FINAL}={folder / 'grpo'}"
@@ -53,19 +55,19 @@ def test_finished_steps_are_skipped_and_a_folder_made_otherwise_is_refused(out, 
         return 1.0, 10
 
     monkeypatch.setattr(study, "run_stage", fake_run)
-    assert study.run_seed("recipe", 0) == {"grpo": 1.0, "eval": 1.0, "eval_sampled": 1.0}
-    assert study.run_seed("recipe", 0) == {"grpo": None, "eval": None, "eval_sampled": None}
+    assert study.run_seed("lr3e5", 0) == {"grpo": 1.0, "eval": 1.0, "eval_sampled": 1.0}
+    assert study.run_seed("lr3e5", 0) == {"grpo": None, "eval": None, "eval_sampled": None}
     assert ran == ["grpo", "eval", "eval"]
-    made = out / "grpo_study/recipe/seed0/made.json"
+    made = out / "grpo_study/lr3e5/seed0/made.json"
     made.write_text(json.dumps({**json.loads(made.read_text()), "grpo": ["--stage", "grpo", "--other"]}))
     with pytest.raises(SystemExit, match="seed0 was made by other commands"):
-        study.run_seed("recipe", 0)
+        study.run_seed("lr3e5", 0)
 
 
 def test_the_summary_gives_mean_and_range_over_seeds_and_the_seeds_meeting_every_target(out):
-    fake_seed(out / "grpo_study/t06/seed0", (70.0, 100.0, 130.0), medium_acc=1.0)
-    fake_seed(out / "grpo_study/t06/seed1", (80.0, 110.0, 110.0), medium_acc=0.9)  # tie and 10 points lost
-    seeds = [study.seed_figures("t06", s) for s in (0, 1)]
+    fake_seed(out / "grpo_study/lr1e4_t06/seed0", (70.0, 100.0, 130.0), medium_acc=1.0)
+    fake_seed(out / "grpo_study/lr1e4_t06/seed1", (80.0, 110.0, 110.0), medium_acc=0.9)  # tie and 10 points lost
+    seeds = [study.seed_figures("lr1e4_t06", s) for s in (0, 1)]
     summ = study.summary(seeds)
     assert summ["meet_all"] == [0]
     assert summ["greedy"]["long"]["think_tokens"] == {"mean": 120.0, "min": 110.0, "max": 130.0}
@@ -74,8 +76,8 @@ def test_the_summary_gives_mean_and_range_over_seeds_and_the_seeds_meeting_every
     assert summ["medium_shorter"] == {"mean": 0.475, "min": 0.45, "max": 0.5}
     assert summ["medium_accuracy_loss"]["max"] == pytest.approx(0.1)
     text = study.markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}},
-                           "variants": {"t06": {"seeds": seeds, "summary": summ}}})
-    assert "| t06 | 0, 1 | greedy | 75.0 (70.0 to 80.0) | 105.0 (100.0 to 110.0) | 120.0 (110.0 to 130.0) |" in text
+                           "variants": {"lr1e4_t06": {"seeds": seeds, "summary": summ}}})
+    assert "| lr1e4_t06 | 0, 1 | greedy | 75.0 (70.0 to 80.0) | 105.0 (100.0 to 110.0) | 120.0 (110.0 to 130.0) |" in text
     assert "medium 47.5 (45.0 to 50.0)% shorter than SFT at 5.0 (0.0 to 10.0) points" in text
     assert "every target met by seed(s): [0]" in text
     assert "  - seed 1: greedy: tiers not ordered short < medium < long (80.0, 110.0, 110.0)" in text
@@ -84,5 +86,26 @@ def test_the_summary_gives_mean_and_range_over_seeds_and_the_seeds_meeting_every
 def test_the_study_needs_make_reals_tier_sft_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(study, "OUT", tmp_path)
     with pytest.raises(SystemExit):
-        study.main(["--variants", "recipe", "--seeds", "0"])
+        study.main(["--variants", "lr3e5", "--seeds", "0"])
     assert "run make real first" in capsys.readouterr().err
+
+
+def test_the_default_variant_is_what_make_reals_grpo_recipe_sets():
+    recipe = yaml.safe_load((real.REPO / real.RECIPES / "grpo_mixed.yaml").read_text())
+    overrides = study.VARIANTS[study.DEFAULT][0]
+    assert float(overrides[overrides.index("--learning_rate") + 1]) == recipe["learning_rate"]
+    assert "--temperature" not in overrides and recipe["temperature"] == 1.0
+
+
+def test_a_report_runs_nothing_and_shows_a_decoding_not_evaluated_as_missed(out, monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "run_stage", lambda args: pytest.fail(f"ran {args}"))
+    folder = out / "grpo_study/lr3e5/seed1"
+    write_rows(folder, "eval", [row(FINAL, t, 1.0, n) for t, n in zip(("short", "medium", "long"), (70, 100, 130))])
+    output = tmp_path / "report.json"
+    (out / "sft_tiers").mkdir()
+    (out / "sft_tiers/lcrl_config.json").write_text("{}")
+    assert study.main(["--report", "--seeds", "0", "1", "--output", str(output)]) == 0
+    result = json.loads(output.read_text())["variants"]["lr3e5"]
+    assert [s["seed"] for s in result["seeds"]] == [1]  # seed 0 was never evaluated
+    assert result["seeds"][0]["misses"] == ["sampled t=0.6: no short/medium/long rows of grpo-mixed"]
+    assert result["summary"]["greedy"]["seeds"] == [1] and "sampled t=0.6" not in result["summary"]
