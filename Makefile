@@ -116,7 +116,7 @@ real: install
 		grpo-mixed=$(REAL)/grpo_mixed --rows $(REAL)/prune/pruned.jsonl --completions tiered_early
 
 # make real's GRPO stage over seeds and recipe variants, from its tier SFT model (run make real first): mean and range
-# per tier, and the seeds meeting every target (bench/results/real_grpo.md). ~18 min a seed and variant here.
+# per tier, and the seeds meeting every target (bench/results/real_grpo.md). ~21 min a seed and variant here.
 REAL_GRPO_ARGS ?=
 real-grpo: install
 	$(BIN)/python bench/real_grpo.py $(REAL_GRPO_ARGS)

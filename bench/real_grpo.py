@@ -119,6 +119,9 @@ def summary(seeds: list[dict]) -> dict:
 
 
 def fmt(s: dict, digits: int = 1) -> str:
+    """``mean (min to max)``; one value when they agree (a single seed)."""
+    if s["min"] == s["max"]:
+        return f"{s['mean']:.{digits}f}"
     return f"{s['mean']:.{digits}f} ({s['min']:.{digits}f} to {s['max']:.{digits}f})"
 
 
