@@ -10,7 +10,8 @@ export WANDB_SILENT := true
 # OMP_WAIT_POLICY=PASSIVE: 25% slower alone, but no spin-wait collapse when the cores are busy.)
 export OMP_NUM_THREADS ?= $(shell nproc)
 
-.PHONY: install demo demo-seeds demo-check test test-fast bench compare sampling tiers budget-rollouts prune real real-grpo clean
+.PHONY: install demo demo-seeds demo-check test test-fast bench compare sampling tiers budget-rollouts prune real \
+	real-grpo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)

@@ -9,7 +9,8 @@ accuracy loss against the long-trace SFT model (make real's ``eval_sft``), the c
 seeds that meet every target of make real (``bench.real.misses``).
 
 Resumable: a finished step of a seed is skipped; an interrupted GRPO run resumes from its checkpoint. A seed folder
-made with other arguments stops the run, naming the folder to delete. Results: ``bench/results/real_grpo.json`` and
+made by other commands or recipe settings, or before a recipe of make real's first three stages changed (``made_by``),
+stops the run, naming the folder to delete; ``--report`` leaves it out. Results: ``bench/results/real_grpo.json`` and
 ``.md``; models and evaluations under ``outputs/smollm2/real/grpo_study/<variant>/seed<S>/``.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -46,14 +48,15 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                       "long's shortfall does"),
 }
 DEFAULT = "lr3e5"
-MADE = "made.json"  # what made a seed folder: its commands and the recipe digest of make real's tier SFT model
+MADE = "made.json"  # what made a seed folder (made_by)
+WALLS = "wall_seconds.json"  # wall seconds per step of a seed, as they ran
 
 logger = logging.getLogger("real_grpo")
 
 
 def commands(variant: str, seed: int) -> dict[str, tuple[list[str], str]]:
     """The steps of one seed: name -> (train.py arguments, the file that exists once the step is done)."""
-    folder = STUDY / variant / f"seed{seed}"
+    folder = Path(os.path.relpath(STUDY / variant / f"seed{seed}", REPO))  # train.py runs in REPO
     grpo = ["--stage", "grpo", "--config", f"{real.RECIPES}/grpo_mixed.yaml", *VARIANTS[variant][0],
             "--seed", str(seed), "--output_dir", str(folder / "grpo")]
     steps = {"grpo": (grpo, "grpo/lcrl_config.json")}
@@ -65,26 +68,43 @@ def commands(variant: str, seed: int) -> dict[str, tuple[list[str], str]]:
     return steps
 
 
+def made_by(variant: str, seed: int) -> dict:
+    """What a seed folder depends on: its commands, the settings of the two recipes they name, and the recipes that
+    made make real's tier SFT model and the stages before it (``recipes.json``)."""
+    made = real.read_made()
+    return {"inputs": {stage: made.get(stage) for stage in ("sft", "prune", "sft_tiers")},
+            "recipes": {name: real.recipe_digest(name) for name in ("grpo_mixed", "eval_greedy")},
+            **{name: args for name, (args, _) in commands(variant, seed).items()}}
+
+
+def stale(variant: str, seed: int) -> bool:
+    """Whether a seed folder was made by other commands or recipes, or from another tier SFT model, than now."""
+    made_file = STUDY / variant / f"seed{seed}" / MADE
+    return made_file.is_file() and json.loads(made_file.read_text()) != made_by(variant, seed)
+
+
 def run_seed(variant: str, seed: int) -> dict:
-    """Run what is missing of one seed; its wall seconds per step (``None`` for a step done before)."""
+    """Run what is missing of one seed; its wall seconds per step, kept in the folder across resumed invocations."""
     folder = STUDY / variant / f"seed{seed}"
-    steps = commands(variant, seed)
-    wanted = {"sft_tiers": real.read_made().get("sft_tiers"), **{name: args for name, (args, _) in steps.items()}}
-    made_file = folder / MADE
-    if made_file.is_file() and json.loads(made_file.read_text()) != wanted:
-        raise SystemExit(f"{folder} was made by other commands than variant {variant!r} gives now, or from another "
-                         f"tier SFT model; delete it to run it again")
+    if stale(variant, seed):
+        raise SystemExit(f"{folder} was made by other commands or recipes than variant {variant!r} gives now, or "
+                         f"from another tier SFT model; delete it to run it again")
     folder.mkdir(parents=True, exist_ok=True)
-    made_file.write_text(json.dumps(wanted, indent=2))
-    walls: dict[str, float | None] = {}
-    for name, (args, done) in steps.items():
+    (folder / MADE).write_text(json.dumps(made_by(variant, seed), indent=2))
+    walls = seed_walls(variant, seed)
+    for name, (args, done) in commands(variant, seed).items():
         if (folder / done).is_file():
             logger.info("%s seed %d %s: done, skipped", variant, seed, name)
-            walls[name] = None
             continue
         walls[name], peak = run_stage(args)
+        (folder / WALLS).write_text(json.dumps(walls, indent=2))
         logger.info("%s seed %d %s: %.0f s, peak %d MB", variant, seed, name, walls[name], peak)
     return walls
+
+
+def seed_walls(variant: str, seed: int) -> dict[str, float]:
+    walls_file = STUDY / variant / f"seed{seed}" / WALLS
+    return json.loads(walls_file.read_text()) if walls_file.is_file() else {}
 
 
 def seed_figures(variant: str, seed: int) -> dict:
@@ -109,9 +129,8 @@ def summary(seeds: list[dict]) -> dict:
         out[decoding] = {t: {k: spread([r[t][k] for r in rows]) for k in ("accuracy", "think_tokens")} for t in TIERS}
         out[decoding]["closest_gap"] = spread([s["closest"][decoding][1] for s in got])
         out[decoding]["seeds"] = [s["seed"] for s in got]
-    greedy = [(s["figures"]["sft"], real.by_tier(s["figures"], real.FINAL, "greedy").get("medium"))
-              for s in seeds]
-    greedy = [(sft, m) for sft, m in greedy if m]
+    greedy = [(s["figures"]["sft"], real.by_tier(s["figures"], real.FINAL, "greedy")["medium"]) for s in seeds
+              if s["seed"] in out.get("greedy", {}).get("seeds", [])]  # the seeds of the greedy row
     if greedy:
         out["medium_shorter"] = spread([1 - m["think_tokens"] / sft["think_tokens"] for sft, m in greedy])
         out["medium_accuracy_loss"] = spread([sft["accuracy"] - m["accuracy"] for sft, m in greedy])
@@ -148,7 +167,7 @@ def markdown(result: dict) -> str:
                   f"{fmt({k: 100 * v for k, v in summ['medium_accuracy_loss'].items()})} points of accuracy loss "
                   f"(greedy)" if "medium_shorter" in summ else "no greedy evaluation")
         lines.append(f"- {variant} ({VARIANTS[variant][1]}): {saving}; every target met by seed(s): "
-                     f"{summ['meet_all'] or 'none'}")
+                     f"{', '.join(map(str, summ['meet_all'])) or 'none'}")
         for s in res["seeds"]:
             missed = "; ".join(s["misses"]) if s["misses"] else "every target met"
             lines.append(f"  - seed {s['seed']}: {missed}")
@@ -174,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.report and not (STUDY / variant / f"seed{seed}" / "eval").is_dir():
                 logger.warning("%s seed %d: not evaluated, left out", variant, seed)
                 continue
-            walls = None if args.report else run_seed(variant, seed)
+            if args.report and stale(variant, seed):
+                logger.warning("%s seed %d: made by other commands or recipes, or from another tier SFT model, "
+                               "than now; left out", variant, seed)
+                continue
+            walls = seed_walls(variant, seed) if args.report else run_seed(variant, seed)
             seeds.append({**seed_figures(variant, seed), "wall_seconds": walls})
         if not seeds:
             continue

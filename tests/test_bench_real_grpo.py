@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def out(tmp_path, monkeypatch) -> Path:
 
 def test_a_seed_trains_the_recipe_with_the_variant_and_seed_then_evaluates_that_model_both_ways(out):
     steps = study.commands("lr1e4_t06", 3)
-    folder = out / "grpo_study/lr1e4_t06/seed3"
+    folder = Path(os.path.relpath(out / "grpo_study/lr1e4_t06/seed3", real.REPO))  # train.py runs in the repo
     grpo, done = steps["grpo"]
     assert grpo[:4] == ["--stage", "grpo", "--config", "configs/smollm2/real/grpo_mixed.yaml"]
     assert grpo[4:] == ["--learning_rate", "1e-4", "--temperature", "0.6", "--seed", "3", "--output_dir",
@@ -56,12 +57,18 @@ def test_finished_steps_are_skipped_and_a_folder_made_otherwise_is_refused(out, 
 
     monkeypatch.setattr(study, "run_stage", fake_run)
     assert study.run_seed("lr3e5", 0) == {"grpo": 1.0, "eval": 1.0, "eval_sampled": 1.0}
-    assert study.run_seed("lr3e5", 0) == {"grpo": None, "eval": None, "eval_sampled": None}
+    assert study.run_seed("lr3e5", 0) == {"grpo": 1.0, "eval": 1.0, "eval_sampled": 1.0}  # kept, nothing ran
     assert ran == ["grpo", "eval", "eval"]
     made = out / "grpo_study/lr3e5/seed0/made.json"
-    made.write_text(json.dumps({**json.loads(made.read_text()), "grpo": ["--stage", "grpo", "--other"]}))
-    with pytest.raises(SystemExit, match="seed0 was made by other commands"):
+    original = made.read_text()
+    made.write_text(json.dumps({**json.loads(original), "grpo": ["--stage", "grpo", "--other"]}))
+    with pytest.raises(SystemExit, match="seed0 was made by other commands or recipes"):
         study.run_seed("lr3e5", 0)
+    made.write_text(original)
+    (out / "recipes.json").write_text(json.dumps({"sft": "another stage 1"}))  # make real retrained its models
+    with pytest.raises(SystemExit, match="or from another tier SFT model"):
+        study.run_seed("lr3e5", 0)
+    assert ran == ["grpo", "eval", "eval"]
 
 
 def test_the_summary_gives_mean_and_range_over_seeds_and_the_seeds_meeting_every_target(out):
@@ -77,9 +84,10 @@ def test_the_summary_gives_mean_and_range_over_seeds_and_the_seeds_meeting_every
     assert summ["medium_accuracy_loss"]["max"] == pytest.approx(0.1)
     text = study.markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}},
                            "variants": {"lr1e4_t06": {"seeds": seeds, "summary": summ}}})
-    assert "| lr1e4_t06 | 0, 1 | greedy | 75.0 (70.0 to 80.0) | 105.0 (100.0 to 110.0) | 120.0 (110.0 to 130.0) |" in text
+    assert "| lr1e4_t06 | 0, 1 | greedy | 75.0 (70.0 to 80.0) | 105.0 (100.0 to 110.0) | 120.0 (110.0 to 130.0) |" \
+        in text
     assert "medium 47.5 (45.0 to 50.0)% shorter than SFT at 5.0 (0.0 to 10.0) points" in text
-    assert "every target met by seed(s): [0]" in text
+    assert "every target met by seed(s): 0\n" in text
     assert "  - seed 1: greedy: tiers not ordered short < medium < long (80.0, 110.0, 110.0)" in text
 
 
@@ -104,8 +112,11 @@ def test_a_report_runs_nothing_and_shows_a_decoding_not_evaluated_as_missed(out,
     output = tmp_path / "report.json"
     (out / "sft_tiers").mkdir()
     (out / "sft_tiers/lcrl_config.json").write_text("{}")
-    assert study.main(["--report", "--seeds", "0", "1", "--output", str(output)]) == 0
+    stale = out / "grpo_study/lr3e5/seed2"  # evaluated, but made by another command
+    write_rows(stale, "eval", [row(FINAL, t, 1.0, 100) for t in ("short", "medium", "long")])
+    (stale / "made.json").write_text(json.dumps({"grpo": ["--stage", "grpo", "--other"]}))
+    assert study.main(["--report", "--seeds", "0", "1", "2", "--output", str(output)]) == 0
     result = json.loads(output.read_text())["variants"]["lr3e5"]
-    assert [s["seed"] for s in result["seeds"]] == [1]  # seed 0 was never evaluated
+    assert [s["seed"] for s in result["seeds"]] == [1]  # seed 0 was never evaluated, seed 2 is stale
     assert result["seeds"][0]["misses"] == ["sampled t=0.6: no short/medium/long rows of grpo-mixed"]
     assert result["summary"]["greedy"]["seeds"] == [1] and "sampled t=0.6" not in result["summary"]
