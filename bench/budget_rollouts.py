@@ -18,7 +18,6 @@ library versions. ``make budget-rollouts STEPS=100 SEEDS="0 1 2"``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.demo import environment, run_stage  # noqa: E402
+from bench.demo import environment, run_stage, write_results  # noqa: E402
 from data.budgets import ALL_TIERS, TIER_NAMES, resolve_tiers  # noqa: E402
 from data.synthetic import generate  # noqa: E402
 from data.tasks import make_prompt  # noqa: E402
@@ -164,10 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {"environment": environment(), "args": {k: str(v) if isinstance(v, Path) else v
                                                      for k, v in vars(args).items()},
               "summary": summarize(runs), "runs": runs}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    args.output.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_results(args.output, result, text)
+    print(text)
     logger.info("written to %s and %s", args.output, args.output.with_suffix(".md"))
     return 0
 

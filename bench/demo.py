@@ -151,6 +151,13 @@ def machine_line(env: dict) -> str:
             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
 
 
+def write_results(output: Path, result: dict, text: str) -> None:
+    """Write a benchmark's ``result`` to ``output`` (JSON) and its markdown ``text`` beside it (``.md``)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
+    output.with_suffix(".md").write_text(text)
+
+
 def summary(runs: list[dict]) -> dict[str, dict[str, float]]:
     """Mean, min and max over seeds of every figure and of the wall times."""
     keys = {k: [r["figures"][k] for r in runs] for k in runs[0]["figures"]}
@@ -212,11 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                     100 * fig["grpo_shorter"], runs[-1]["total_wall_seconds"] / 60)
     env = json.loads(args.collect[0].read_text())["environment"] if args.collect else environment()
     result = {"environment": env, "summary": summary(runs), "runs": runs}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2))
-    output.with_suffix(".md").write_text(markdown(result))
+    text = markdown(result)
+    write_results(output, result, text)
     print("\n" + Path(runs[-1]["eval_table"]).read_text() if not (args.seeds or args.collect) else "")
-    print(markdown(result))
+    print(text)
     logger.info("written to %s and %s", output, output.with_suffix(".md"))
     missed = [f"seed {r['seed']}: {m}" for r in runs for m in r["misses"]]
     for m in missed:

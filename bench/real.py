@@ -32,7 +32,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.demo import environment, machine_line, run_stage  # noqa: E402
+from bench.demo import environment, machine_line, run_stage, write_results  # noqa: E402
 from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 
 RECIPES = "configs/smollm2/real"
@@ -213,10 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     fig = figures()
     result = {"environment": environment(), "wall_seconds": walls, "figures": fig, "misses": misses(fig),
               "misses_before": {TIER_SFT: misses(fig, TIER_SFT)}}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    args.output.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_results(args.output, result, text)
+    print(text)
     for m in result["misses"]:
         logger.error("target missed: %s", m)
     return 1 if args.check and result["misses"] else 0

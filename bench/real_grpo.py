@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import bench.real as real  # noqa: E402
-from bench.demo import environment, machine_line, run_stage  # noqa: E402
+from bench.demo import environment, machine_line, run_stage, write_results  # noqa: E402
 from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 
 OUT = real.OUT
@@ -54,9 +54,13 @@ WALLS = "wall_seconds.json"  # wall seconds per step of a seed, as they ran
 logger = logging.getLogger("real_grpo")
 
 
+def seed_folder(variant: str, seed: int) -> Path:
+    return STUDY / variant / f"seed{seed}"
+
+
 def commands(variant: str, seed: int) -> dict[str, tuple[list[str], str]]:
     """The steps of one seed: name -> (train.py arguments, the file that exists once the step is done)."""
-    folder = Path(os.path.relpath(STUDY / variant / f"seed{seed}", REPO))  # train.py runs in REPO
+    folder = Path(os.path.relpath(seed_folder(variant, seed), REPO))  # train.py runs in REPO
     grpo = ["--stage", "grpo", "--config", f"{real.RECIPES}/grpo_mixed.yaml", *VARIANTS[variant][0],
             "--seed", str(seed), "--output_dir", str(folder / "grpo")]
     steps = {"grpo": (grpo, "grpo/lcrl_config.json")}
@@ -79,13 +83,13 @@ def made_by(variant: str, seed: int) -> dict:
 
 def stale(variant: str, seed: int) -> bool:
     """Whether a seed folder was made by other commands or recipes, or from another tier SFT model, than now."""
-    made_file = STUDY / variant / f"seed{seed}" / MADE
+    made_file = seed_folder(variant, seed) / MADE
     return made_file.is_file() and json.loads(made_file.read_text()) != made_by(variant, seed)
 
 
 def run_seed(variant: str, seed: int) -> dict:
     """Run what is missing of one seed; its wall seconds per step, kept in the folder across resumed invocations."""
-    folder = STUDY / variant / f"seed{seed}"
+    folder = seed_folder(variant, seed)
     if stale(variant, seed):
         raise SystemExit(f"{folder} was made by other commands or recipes than variant {variant!r} gives now, or "
                          f"from another tier SFT model; delete it to run it again")
@@ -103,13 +107,13 @@ def run_seed(variant: str, seed: int) -> dict:
 
 
 def seed_walls(variant: str, seed: int) -> dict[str, float]:
-    walls_file = STUDY / variant / f"seed{seed}" / WALLS
+    walls_file = seed_folder(variant, seed) / WALLS
     return json.loads(walls_file.read_text()) if walls_file.is_file() else {}
 
 
 def seed_figures(variant: str, seed: int) -> dict:
     """make real's figures for one seed's GRPO model (the baseline: make real's long-trace SFT model)."""
-    fig = real.figures(STUDY / variant / f"seed{seed}", baseline=OUT)
+    fig = real.figures(seed_folder(variant, seed), baseline=OUT)
     return {"seed": seed, "figures": fig, "misses": real.misses(fig), "closest": real.closest_tiers(fig)}
 
 
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in args.variants:
         seeds = []
         for seed in args.seeds:
-            if args.report and not (STUDY / variant / f"seed{seed}" / "eval").is_dir():
+            if args.report and not (seed_folder(variant, seed) / "eval").is_dir():
                 logger.warning("%s seed %d: not evaluated, left out", variant, seed)
                 continue
             if args.report and stale(variant, seed):
@@ -202,10 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         if not seeds:
             continue
         result["variants"][variant] = {"overrides": VARIANTS[variant][0], "seeds": seeds, "summary": summary(seeds)}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    args.output.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_results(args.output, result, text)
+    print(text)
     return 0
 
 

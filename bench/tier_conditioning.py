@@ -29,7 +29,6 @@ training rows, so this measures what was learned, not how it generalises.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.demo import environment, machine_line  # noqa: E402
+from bench.demo import environment, machine_line, write_results  # noqa: E402
 from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 
 FIELDS = ("question",)  # besides each tier's completion field
@@ -229,10 +228,9 @@ def main(argv: list[str] | None = None) -> int:
               "close": {name: c for name, (_, c, _) in scored.items()},
               "parting": next(iter(scored.values()))[2]}
     result["summary"] = {name: summary(table) for name, table in result["models"].items()}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    args.output.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_results(args.output, result, text)
+    print(text)
     return 0
 
 
