@@ -14,6 +14,7 @@ from typing import Any
 from datasets import Dataset
 
 from data.budgets import Tier
+from data.format import THINK_CLOSE, THINK_OPEN
 from data.tasks import make_prompt
 from data.traces import render_completion
 
@@ -55,6 +56,32 @@ def add_opening_skip(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def tier_rows(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> list[dict[str, Any]]:
     """``rows`` with every field ``fields`` names (``add_opening_skip`` when it names ``OPENING_SKIP``)."""
     return add_opening_skip(rows) if OPENING_SKIP in fields.values() else list(rows)
+
+
+def without_retracted(text: str, phrase: str) -> str:
+    """``text`` (a completion) without the thinking paragraphs that contain ``phrase``: steps the trace itself takes
+    back (the synthetic task's ``Hmm, wait, that is not right.``; its corrected step follows). Only the thinking is
+    read (between ``<think>``, or the start where a template opened it, and ``</think>``); markers and the answer
+    stay as they are."""
+    before, close, after = text.partition(THINK_CLOSE)
+    head, opened, thinking = before.rpartition(THINK_OPEN)
+    body = thinking.strip("\n")
+    lead, trail = thinking[: len(thinking) - len(thinking.lstrip("\n"))], thinking[len(thinking.rstrip("\n")):]
+    kept = [p for p in body.split("\n\n") if phrase not in p]
+    return head + opened + lead + "\n\n".join(kept) + trail + close + after
+
+
+def drop_retracted(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], phrase: str) -> list[dict[str, Any]]:
+    """``rows`` with ``without_retracted`` applied to each of ``fields`` (the targets SFT learns).
+
+    Why (make real, seventh run): tier SFT learns each pruned row once per tier for 5 epochs, so a retracted step
+    with its wrong result (``8 + 2 = 9. Hmm, wait, that is not right.``) is learned 15 times, and the model came to
+    write those wrong facts as its first result (teacher-forced, its step results on the oracle traces of 120
+    held-out problems were right 0.915 of the time, the stage-1 model's 1.000; ``bench/retention.py``). Stage 1 sees
+    each trace once and keeps no such fact. An empty ``phrase`` is a ``ValueError``."""
+    if not phrase:
+        raise ValueError("drop_retracted needs a non-empty phrase (the words that mark a retracted step)")
+    return [{**r, **{f: without_retracted(r[f], phrase) for f in fields if f in r}} for r in rows]
 
 
 def equal_targets(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> dict[str, int]:

@@ -117,6 +117,12 @@ class LcrlArguments:
             "choices": list(SFT_COMPLETIONS),
         },
     )
+    drop_retracted: str | None = field(
+        default=None,
+        metadata={"help": "With sft_data (--stage sft, dpo): leave out of every target the thinking paragraphs that "
+                  "contain this phrase, steps the trace takes back (e.g. \"Hmm, wait, that is not right.\"), so "
+                  "that epochs over few rows do not teach their wrong results (data/tier_targets.py)."},
+    )
     preference_tiers: list | str | None = field(
         default=None,
         metadata={"help": "--stage dpo: the tiers whose neighbouring targets (those of sft_completion: tiered or "

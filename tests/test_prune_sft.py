@@ -177,3 +177,36 @@ def test_tiered_early_gives_medium_the_skip_prefix_with_its_opening_kept(tmp_pat
     bare.write_text(json.dumps({k: v for k, v in row.items() if k not in ("chunks", "skippable")}) + "\n")
     assert train.main([*argv, str(bare)]) == 2
     assert "has no ['chunks', 'skippable']: written by an older --stage prune, run it again" in capsys.readouterr().err
+
+
+RETRACTED = "Hmm, wait, that is not right."
+
+
+def test_drop_retracted_leaves_out_exactly_the_steps_a_trace_takes_back(tmp_path, capsys):
+    """drop_retracted: on the task's own traces (make real's knobs: mistakes at twice the default rate), every
+    paragraph of kind ``mistake`` goes and nothing else, wherever it stands (first after <think> too, as in a skip
+    prefix without its opening); a trace without one is unchanged; only the named fields change."""
+    from data.synthetic import SyntheticConfig, Trace
+    from data.tier_targets import drop_retracted, without_retracted
+
+    traces = generate("train", 200, seed=5, cfg=SyntheticConfig(max_ops=3, redundancy=2.0, show_wrap=True))
+    taken_back = [t for t in traces if any(p.kind == "mistake" for p in t.paragraphs)]
+    assert 20 < len(taken_back) < 200  # realistic data has both kinds of trace
+    for t in traces:
+        kept = [p for p in t.paragraphs if p.kind != "mistake"]
+        want = Trace._render("\n\n".join(p.text for p in kept) + "\n", t.conclusion)
+        assert without_retracted(t.text, RETRACTED) == want
+        assert (want == t.text) == (t not in taken_back)
+        # without its opening (a skip prefix), a mistake may be the first paragraph after <think>
+        text = Trace._render("\n\n".join(p.text for p in t.paragraphs[1:]) + "\n", t.conclusion)
+        assert RETRACTED not in without_retracted(text, RETRACTED)
+        assert without_retracted(text, RETRACTED).startswith("<think>\n") and text.endswith(t.conclusion)
+    row = {**ROW, "full_completion": taken_back[0].text, "completion": taken_back[0].text}
+    [got] = drop_retracted([row], ["full_completion"], RETRACTED)
+    assert RETRACTED not in got["full_completion"] and got["completion"] == row["completion"]  # only the named fields
+    with pytest.raises(ValueError, match="non-empty phrase"):
+        drop_retracted([row], ["completion"], "")
+    path = tmp_path / "pruned.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    argv = ["--stage", "sft", "--dry_run", "--sft_completion", "full", "--sft_data", str(path)]
+    assert train.main([*argv, "--drop_retracted", RETRACTED]) == 0

@@ -37,9 +37,9 @@ logger = logging.getLogger(__name__)
 RUN_SETTINGS_FILE = "run_settings.json"
 ADAPTER_DIR = "adapter"  # where a LoRA run keeps its adapter, beside the merged full model (``train_and_save``)
 RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset", "num_train", "task_seed", "budget",
-                   "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "preference_tiers", "segment",
-                   "chunking", "rewards", "reward_recipe", "learning_rate", "per_device_train_batch_size", "seed",
-                   "use_peft")
+                   "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "drop_retracted",
+                   "preference_tiers", "segment", "chunking", "rewards", "reward_recipe", "learning_rate",
+                   "per_device_train_batch_size", "seed", "use_peft")
 # ... and per stage, options that only it has under these names (SFT's and GRPO's loss_type, GRPO's beta differ)
 STAGE_RESUME_SETTINGS = {"dpo": ("beta", "loss_type", "loss_weights", "max_length")}
 
