@@ -109,12 +109,15 @@ prune: install
 # tokenizer and chat template, LoRA merged after each training stage) through SFT on long traces -> prune -> tier SFT
 # -> GRPO mixed -> eval per tier, greedy and sampled (configs/smollm2/real/). Resumable: re-run to continue.
 # Results, wall time per stage: bench/results/real.md. Then how much each model's tier sentence decides its trace:
-# the log-likelihood of each tier's target under each sentence, on 12 pruned rows (bench/results/tier_conditioning.md).
+# the log-likelihood of each tier's target under each sentence, on 12 pruned rows (bench/results/tier_conditioning.md),
+# and whether each later stage kept stage 1's arithmetic: teacher-forced step results on 120 held-out problems
+# (bench/results/retention.md).
 REAL        := outputs/smollm2/real
 real: install
 	$(BIN)/python bench/real.py
 	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
 		grpo-mixed=$(REAL)/grpo_mixed --rows $(REAL)/prune/pruned.jsonl --completions tiered_early
+	$(BIN)/python bench/retention.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers grpo-mixed=$(REAL)/grpo_mixed
 
 # make real's GRPO stage over seeds and recipe variants, from its tier SFT model (run make real first): mean and range
 # per tier, and the seeds meeting every target (bench/results/real_grpo.md). ~21 min a seed and variant here.

@@ -173,22 +173,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
-    """Arguments, models (name -> path) and rows, every one checked before a model is loaded."""
-    from data.sources import read_rows
-    from data.tier_targets import OPENING_FIELDS, TIERED, tier_rows
+def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, str]:
+    """``--models name=path ...`` as ``{name: path}``; a malformed or repeated name, or a path that is neither a
+    folder nor a GGUF file, is a parser error naming it."""
     from rl.model_files import resolve_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
-    parser.add_argument("--rows", type=Path, required=True, help="pruned rows (--stage prune's pruned.jsonl)")
-    parser.add_argument("--n", type=int, default=12, help="rows scored (the first n)")
-    parser.add_argument("--completions", choices=list(TIERED), default="tiered_early",
-                        help="the targets tier SFT learned (its sft_completion; make real: tiered_early)")
-    parser.add_argument("--output", type=Path, default=REPO / "bench/results/tier_conditioning.json")
-    args = parser.parse_args(argv)
     models: dict[str, str] = {}
-    for spec in args.models:
+    for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             parser.error(f"--models takes name=path, got {spec!r}")
@@ -201,6 +192,23 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
         if not source.gguf_file and not Path(path).is_dir():
             parser.error(f"model {name!r}: no folder {path!r} (a model folder, a .gguf file or package:<pkg>/<file>)")
         models[name] = path
+    return models
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
+    """Arguments, models (name -> path) and rows, every one checked before a model is loaded."""
+    from data.sources import read_rows
+    from data.tier_targets import OPENING_FIELDS, TIERED, tier_rows
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
+    parser.add_argument("--rows", type=Path, required=True, help="pruned rows (--stage prune's pruned.jsonl)")
+    parser.add_argument("--n", type=int, default=12, help="rows scored (the first n)")
+    parser.add_argument("--completions", choices=list(TIERED), default="tiered_early",
+                        help="the targets tier SFT learned (its sft_completion; make real: tiered_early)")
+    parser.add_argument("--output", type=Path, default=REPO / "bench/results/tier_conditioning.json")
+    args = parser.parse_args(argv)
+    models = model_specs(parser, args.models)
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")
     if args.rows.suffix != ".jsonl" or not args.rows.is_file():

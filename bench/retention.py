@@ -1,0 +1,124 @@
+"""Does a later stage keep what stage 1 learned? Teacher-forced step results on held-out problems.
+
+Make real's stage 1 teaches SmolLM2 the task's arithmetic through long traces; tier SFT then trains for 5 epochs on
+48 pruned rows, and GRPO on top. A stage that damages the arithmetic shows up in held-out accuracy only as a few
+problems of a small test set. This reads it directly: for each held-out problem (the task's test split, as
+``--stage eval`` draws it) the oracle trace (the essential steps only, ``Trace.oracle_text``) is fed to the model
+after the prompt, and at every step's result (``so 8 + 2 = 10``: the first token after ``= ``) the model's most
+likely next token is compared with the trace's. The share right, over every step of every problem, is 1.000 for a
+model that has kept the arithmetic; where it is not, the wrong results it would write are listed.
+
+The seventh run's tier SFT model got 0.915 against stage 1's 1.000 (``bench/results/retention_seventh_run.md``):
+it had learned the wrong results of the task's deliberate mistakes (``8 + 2 = 9. Hmm, wait, that is not right.``),
+each seen 15 times in tier SFT. ``drop_retracted`` in ``configs/smollm2/real/sft_tiers.yaml`` leaves them out.
+
+    python bench/retention.py --models sft=outputs/smollm2/real/sft sft-tiers=outputs/smollm2/real/sft_tiers
+
+The prompt is the one SFT trains on (``data.tasks.make_prompt`` under ``--sentence``), rendered through the model's
+chat template; the task's knobs are make real's (``--synthetic``, as in its recipes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.demo import environment, machine_line, write_results  # noqa: E402
+from bench.tier_conditioning import model_specs  # noqa: E402
+from data.budgets import TIER_NAMES  # noqa: E402
+
+REAL_KNOBS = {"max_ops": 3, "redundancy": 2.0, "show_wrap": True}  # configs/smollm2/real/*.yaml
+# A step of the synthetic task: "so <value> <op> <arg> = <result>"; the group is the result the model must write.
+STEP_RESULT = re.compile(r"so (-?\d+ [-+*] \d+) = (-?\d+)")
+
+
+def step_results(model: Any, tokenizer: Any, prompt: list[dict[str, str]], text: str) -> list[tuple[str, str, str]]:
+    """Teacher-forced over ``text`` after ``prompt``: per step result in ``text``, ``(fact, right token, the model's
+    most likely token)`` at the result's first token."""
+    import torch
+
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    enc = tokenizer(head + text, add_special_tokens=False, return_offsets_mapping=True)
+    with torch.no_grad():
+        best = model(torch.tensor([enc.input_ids])).logits[0].argmax(-1)
+    out = []
+    for m in STEP_RESULT.finditer(text):
+        start = len(head) + m.start(2)
+        k = next(i for i, (_, end) in enumerate(enc.offset_mapping) if end > start)
+        out.append((m[1], tokenizer.decode([enc.input_ids[k]]), tokenizer.decode([best[k - 1].item()])))
+    return out
+
+
+def retention(spec: str, traces: list, sentence: str) -> dict:
+    """One model's share of step results right, and its wrong facts (``"8 + 2 = 9"``: count)."""
+    from tqdm import tqdm
+
+    from data.budgets import resolve_tiers
+    from data.tasks import make_prompt
+    from rl.model_files import load_pretrained
+
+    model, tokenizer = load_pretrained(spec)
+    model.eval()
+    tiers = resolve_tiers("synthetic_smollm2")
+    right = total = 0
+    wrong: Counter = Counter()
+    problems_wrong = 0
+    for trace in tqdm(traces, desc=f"retention {spec}"):
+        got = step_results(model, tokenizer, make_prompt(trace.problem.question, sentence, tiers), trace.oracle_text)
+        misses = [f"{fact} = {guess.strip()}" for fact, want, guess in got if guess != want]
+        right += len(got) - len(misses)
+        total += len(got)
+        wrong.update(misses)
+        problems_wrong += bool(misses)
+    return {"right": right, "steps": total, "share": right / total if total else 0.0,
+            "problems_with_a_wrong_step": problems_wrong, "wrong": dict(wrong.most_common())}
+
+
+def markdown(result: dict) -> str:
+    lines = [machine_line(result["environment"]), "",
+             f"Teacher-forced step results on the oracle traces of {result['num_test']} held-out problems (task seed "
+             f"{result['task_seed']}, {result['sentence']} sentence): the share where the model's most likely token "
+             "is the result's first token.", "",
+             "| model | steps right | share | problems with a wrong step | most frequent wrong results |",
+             "|---|---|---|---|---|"]
+    for name, r in result["models"].items():
+        top = ", ".join(f"{k} ({v})" for k, v in list(r["wrong"].items())[:5]) or "-"
+        lines.append(f"| {name} | {r['right']} / {r['steps']} | {r['share']:.3f} | "
+                     f"{r['problems_with_a_wrong_step']} | {top} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
+    parser.add_argument("--num_test", type=int, default=120, help="held-out problems (the first n of the test split)")
+    parser.add_argument("--task_seed", type=int, default=0, help="as the evaluation recipe's (make real: 0)")
+    parser.add_argument("--sentence", choices=list(TIER_NAMES), default="long", help="the tier sentence of the prompt")
+    parser.add_argument("--synthetic", type=json.loads, default=REAL_KNOBS, help="the task's knobs, JSON")
+    parser.add_argument("--output", type=Path, default=REPO / "bench/results/retention.json")
+    args = parser.parse_args(argv)
+    models = model_specs(parser, args.models)
+    if args.num_test < 1:
+        parser.error(f"--num_test must be at least 1, got {args.num_test}")
+    from data.tasks import synthetic_traces
+
+    traces = synthetic_traces("test", args.num_test, args.task_seed, args.synthetic)
+    result = {"environment": environment(), "num_test": args.num_test, "task_seed": args.task_seed,
+              "sentence": args.sentence, "synthetic": args.synthetic,
+              "models": {name: retention(path, traces, args.sentence) for name, path in models.items()}}
+    text = markdown(result)
+    write_results(args.output, result, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
