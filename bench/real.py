@@ -72,6 +72,11 @@ def recipe_digest(name: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def num_test() -> int:
+    """The held-out problems make real evaluates on (``eval.yaml``'s ``num_test``)."""
+    return int(yaml.safe_load((REPO / RECIPES / "eval.yaml").read_text())["num_test"])
+
+
 def read_made() -> dict[str, str]:
     return json.loads((OUT / MADE).read_text()) if (OUT / MADE).is_file() else {}
 

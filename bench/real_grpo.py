@@ -1,6 +1,6 @@
 """``make real-grpo``: make real's GRPO stage over seeds and recipe variants, each model evaluated per tier.
 
-One make real run is one seed: on 40 held-out problems a problem is 2.5 points, so a GRPO recipe change is judged
+One make real run is one seed: on 80 held-out problems a problem is 1.25 points, so a GRPO recipe change is judged
 here, from the finished tier SFT model of ``make real`` (run it first), over several seeds. For each variant (the
 recipe ``configs/smollm2/real/grpo_mixed.yaml`` plus command-line overrides, ``VARIANTS``) and seed: GRPO
 (``train.py --stage grpo --seed S``), then ``eval.yaml`` on that model, greedy and sampled as make real evaluates.
@@ -151,7 +151,7 @@ def fmt(s: dict, digits: int = 1) -> str:
 def markdown(result: dict) -> str:
     lines = [machine_line(result["environment"]), "",
              "Mean (min to max) over seeds of make real's GRPO stage from the same tier SFT model; each model "
-             "evaluated on make real's 40 held-out problems per tier.", "",
+             f"evaluated on make real's {result.get('num_test', '?')} held-out problems per tier.", "",
              "| variant | seeds | decoding | short | medium | long | accuracy s / m / l | closest gap |",
              "|---|---|---|---|---|---|---|---|"]
     for variant, res in result["variants"].items():
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     for done in ("sft_tiers/lcrl_config.json", "eval_sft/results.json"):
         if not (OUT / done).is_file():
             parser.error(f"{OUT / done} is missing: run make real first (this study starts from its tier SFT model)")
-    result: dict = {"environment": environment(), "variants": {}}
+    result: dict = {"environment": environment(), "num_test": real.num_test(), "variants": {}}
     for variant in args.variants:
         seeds = []
         for seed in args.seeds:

@@ -4,8 +4,8 @@ Make real's stage 1 teaches SmolLM2 the task's arithmetic through long traces; t
 48 pruned rows, and GRPO on top. A stage that damages the arithmetic shows up in held-out accuracy only as a few
 problems of a small test set. This reads it directly: for each held-out problem (the task's test split, as
 ``--stage eval`` draws it) the oracle trace (the essential steps only, ``Trace.oracle_text``) is fed to the model
-after the prompt, and at every step's result (``so 8 + 2 = 10``: the first token after ``= ``) the model's most
-likely next token is compared with the trace's. The share right, over every step of every problem, is 1.000 for a
+after the prompt, and at every token of every step's result (``so 1 - 4 = -3, which is 7.``: ``-3, which is 7``) the
+model's most likely next token is compared with the trace's; a step is right when all of them are. The share right, over every step of every problem, is 1.000 for a
 model that has kept the arithmetic; where it is not, the wrong results it would write are listed.
 
 The seventh run's tier SFT model got 0.915 against stage 1's 1.000 (``bench/results/retention_seventh_run.md``):
@@ -36,24 +36,28 @@ from bench.tier_conditioning import model_specs  # noqa: E402
 from data.budgets import TIER_NAMES  # noqa: E402
 
 REAL_KNOBS = {"max_ops": 3, "redundancy": 2.0, "show_wrap": True}  # configs/smollm2/real/*.yaml
-# A step of the synthetic task: "so <value> <op> <arg> = <result>"; the group is the result the model must write.
-STEP_RESULT = re.compile(r"so (-?\d+ [-+*] \d+) = (-?\d+)")
+# A step of the synthetic task: "so <value> <op> <arg> = <result>[, which is <reduced>]."; the second group is what
+# the model must write (a wrapping fact's reduction included).
+STEP_RESULT = re.compile(r"so (-?\d+ [-+*] \d+) = (-?\d+(?:, which is \d+)?)\.")
 
 
 def step_results(model: Any, tokenizer: Any, prompt: list[dict[str, str]], text: str) -> list[tuple[str, str, str]]:
-    """Teacher-forced over ``text`` after ``prompt``: per step result in ``text``, ``(fact, right token, the model's
-    most likely token)`` at the result's first token."""
+    """Teacher-forced over ``text`` after ``prompt``: per step in ``text``, ``(fact, its result, the model's)``,
+    where the model's result is its most likely token at each of the result's tokens (every token of ``-3, which is
+    7``), decoded; the step is right when the two are equal."""
     import torch
 
     head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
     enc = tokenizer(head + text, add_special_tokens=False, return_offsets_mapping=True)
     with torch.no_grad():
-        best = model(torch.tensor([enc.input_ids])).logits[0].argmax(-1)
+        best = model(torch.tensor([enc.input_ids])).logits[0].argmax(-1).tolist()
     out = []
     for m in STEP_RESULT.finditer(text):
-        start = len(head) + m.start(2)
-        k = next(i for i, (_, end) in enumerate(enc.offset_mapping) if end > start)
-        out.append((m[1], tokenizer.decode([enc.input_ids[k]]), tokenizer.decode([best[k - 1].item()])))
+        start, end = len(head) + m.start(2), len(head) + m.end(2)
+        span = [i for i, (a, b) in enumerate(enc.offset_mapping) if b > start and a < end]
+        want = tokenizer.decode([enc.input_ids[i] for i in span])
+        got = tokenizer.decode([best[i - 1] for i in span])
+        out.append((m[1], want, got))
     return out
 
 
@@ -86,7 +90,7 @@ def markdown(result: dict) -> str:
     lines = [machine_line(result["environment"]), "",
              f"Teacher-forced step results on the oracle traces of {result['num_test']} held-out problems (task seed "
              f"{result['task_seed']}, {result['sentence']} sentence): the share where the model's most likely token "
-             "is the result's first token.", "",
+             "is the result's token at every token of the result (a wrapping fact's reduction included).", "",
              "| model | steps right | share | problems with a wrong step | most frequent wrong results |",
              "|---|---|---|---|---|"]
     for name, r in result["models"].items():

@@ -143,7 +143,9 @@ def markdown(result: dict) -> str:
     """The table: one line per model and target."""
     lines = [machine_line(result["environment"]),
              f"{result['n_rows']} rows of {result['rows']} (training rows of tier SFT), targets "
-             f"{result.get('completions', 'tiered')}; mean summed log-probability "
+             f"{result.get('completions', 'tiered')}"
+             + (f" without the paragraphs holding {result['drop_retracted']!r}" if result.get("drop_retracted") else "")
+             + "; mean summed log-probability "
              "of each tier's target (nats a trace) under each tier's sentence; margin: own sentence minus the best "
              "other, mean over rows and share of rows where it is positive", "",
              "| model | target | under short | under medium | under long | margin | rows > 0 |",
@@ -198,7 +200,7 @@ def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
     """Arguments, models (name -> path) and rows, every one checked before a model is loaded."""
     from data.sources import read_rows
-    from data.tier_targets import OPENING_FIELDS, TIERED, tier_rows
+    from data.tier_targets import OPENING_FIELDS, TIERED, drop_retracted, tier_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
@@ -206,6 +208,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
     parser.add_argument("--n", type=int, default=12, help="rows scored (the first n)")
     parser.add_argument("--completions", choices=list(TIERED), default="tiered_early",
                         help="the targets tier SFT learned (its sft_completion; make real: tiered_early)")
+    parser.add_argument("--drop_retracted", default=None,
+                        help="as tier SFT's recipe: leave the paragraphs with this phrase out of every target")
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/tier_conditioning.json")
     args = parser.parse_args(argv)
     models = model_specs(parser, args.models)
@@ -225,14 +229,18 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
         hint = " (or score tiered targets: --completions tiered)" if args.completions == "tiered_early" else ""
         parser.error(f"{args.rows} lacks {missing}: written by an older --stage prune, run it again{hint}")
     args.fields = fields
-    return args, models, tier_rows(rows, fields)
+    rows = tier_rows(rows, fields)
+    if args.drop_retracted:
+        rows = drop_retracted(rows, list(fields.values()), args.drop_retracted)
+    return args, models, rows
 
 
 def main(argv: list[str] | None = None) -> int:
     args, models, rows = parse(argv)
     scored = {name: conditioning(path, rows, args.fields) for name, path in models.items()}
     result = {"environment": environment(), "rows": str(args.rows), "n_rows": len(rows),
-              "completions": args.completions, "models": {name: t for name, (t, _, _) in scored.items()},
+              "completions": args.completions, "drop_retracted": args.drop_retracted,
+              "models": {name: t for name, (t, _, _) in scored.items()},
               "close": {name: c for name, (_, c, _) in scored.items()},
               "parting": next(iter(scored.values()))[2]}
     result["summary"] = {name: summary(table) for name, table in result["models"].items()}

@@ -82,8 +82,9 @@ def test_the_summary_gives_mean_and_range_over_seeds_and_the_seeds_meeting_every
     assert summ["greedy"]["closest_gap"] == {"mean": 15.0, "min": 0.0, "max": 30.0}
     assert summ["medium_shorter"] == {"mean": 0.475, "min": 0.45, "max": 0.5}
     assert summ["medium_accuracy_loss"]["max"] == pytest.approx(0.1)
-    text = study.markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}},
+    text = study.markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "num_test": 80,
                            "variants": {"lr1e4_t06": {"seeds": seeds, "summary": summ}}})
+    assert "evaluated on make real's 80 held-out problems per tier" in text
     assert "| lr1e4_t06 | 0, 1 | greedy | 75.0 (70.0 to 80.0) | 105.0 (100.0 to 110.0) | 120.0 (110.0 to 130.0) |" \
         in text
     assert "medium 47.5 (45.0 to 50.0)% shorter than SFT at 5.0 (0.0 to 10.0) points" in text

@@ -30,7 +30,7 @@ class NextToken:
 
 def test_each_step_result_is_read_at_its_first_token_with_smollm2s_tokenizer(smollm2_tokenizer):
     """A model that predicts the text is right at every step; one that writes 0 for every 7 is wrong at exactly the
-    steps whose result starts with 7, and the wrong facts are named."""
+    steps whose result (``-3, which is 7`` in full) holds a 7, and writes that result with 0 for 7."""
     tok = smollm2_tokenizer
     seven, zero = (tok("7", add_special_tokens=False).input_ids[0], tok("0", add_special_tokens=False).input_ids[0])
     traces = generate("test", 12, seed=0, cfg=SyntheticConfig(max_ops=3, redundancy=2.0, show_wrap=True))
@@ -40,12 +40,12 @@ def test_each_step_result_is_read_at_its_first_token_with_smollm2s_tokenizer(smo
         prompt = make_prompt(trace.problem.question, "long")
         steps = [(m[1], m[2]) for m in STEP_RESULT.finditer(trace.oracle_text)]
         right = step_results(NextToken(vocab), tok, prompt, trace.oracle_text)
-        # a digit is a token of its own; a minus sign merges with the space before it (" -")
-        assert [(fact, want.strip()) for fact, want, _ in right] == [(f, r[0]) for f, r in steps]
+        # every token of the result, a wrapping fact's reduction included (a minus merges with the space before it)
+        assert [(fact, want.strip()) for fact, want, _ in right] == steps
         assert all(want == got for _, want, got in right)
         swapped = step_results(NextToken(vocab, (seven, zero)), tok, prompt, trace.oracle_text)
-        wrong = [(fact, got) for fact, want, got in swapped if want != got]
-        assert wrong == [(f, "0") for f, r in steps if r.startswith("7")]
+        wrong = [(fact, got.strip()) for fact, want, got in swapped if want != got]
+        assert wrong == [(f, r.replace("7", "0")) for f, r in steps if "7" in r]  # a digit is a token of its own
         sevens += len(wrong)
     assert sevens > 0  # the problems hold such steps
 

@@ -152,3 +152,22 @@ def test_bad_input_is_refused_by_name_before_a_model_is_loaded(models, rows, mes
         main(["--models", *args, "--rows", str(path), "--output", str(out)])
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_targets_are_scored_as_tier_sft_learned_them_without_retracted_steps(tiny_base, tmp_path):
+    """--drop_retracted (as the recipe's): the targets lose their mistake paragraphs, so each is likelier (fewer
+    tokens) under every sentence, and the result names the phrase."""
+    rows = tmp_path / "pruned.jsonl"
+    mixed = [r for r in pruned_rows(12) if "that is not right" in r["full_completion"]][:2]
+    assert len(mixed) == 2
+    rows.write_text("".join(json.dumps(r) + "\n" for r in mixed))
+    got = {}
+    for extra in ([], ["--drop_retracted", "Hmm, wait, that is not right."]):
+        out = tmp_path / f"cond{len(extra)}.json"
+        assert main(["--models", f"tiny={tiny_base}", "--rows", str(rows), "--n", "2", "--output", str(out),
+                     *extra]) == 0
+        got[len(extra)] = json.loads(out.read_text())
+    assert got[0]["drop_retracted"] is None and got[2]["drop_retracted"] == "Hmm, wait, that is not right."
+    before, after = got[0]["models"]["tiny"]["long"], got[2]["models"]["tiny"]["long"]
+    assert all(a > b for s in TIERS for a, b in zip(after[s], before[s]))
+    assert "without the paragraphs holding 'Hmm, wait, that is not right.'" in (tmp_path / "cond2.md").read_text()
