@@ -27,7 +27,7 @@ TIERED_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": "com
 # SmolLM2's tier SFT on tiered targets closed its thinking about as often under the long sentence as under medium
 # (``bench/results/tier_conditioning_fourth_run.md``), as the embedded task's tiny model learned no late choice
 # (``data.tasks.TIERED_RATES``). With tiered_early SmolLM2 learned the choice 4 tokens in (short) but still wrote
-# medium's length under long (fifth run, ``bench/results/real.md``). Medium's target itself
+# medium's length under long (fifth run, ``bench/results/real_fifth_run.md``). Medium's target itself
 # was not validated: the skip search validated the prefix without every skippable chunk, opening included.
 OPENING_SKIP = "opening_skip_completion"
 TIERED_EARLY_COMPLETIONS: dict[str, str] = {"short": "skip_completion", "medium": OPENING_SKIP,
