@@ -5,10 +5,10 @@ Make real's stage 1 teaches SmolLM2 the task's arithmetic through long traces; t
 problems of a small test set. This reads it directly: for each held-out problem (the task's test split, as
 ``--stage eval`` draws it) the oracle trace (the essential steps only, ``Trace.oracle_text``) is fed to the model
 after the prompt, and at every token of every step's result (``so 1 - 4 = -3, which is 7.``: ``-3, which is 7``) the
-model's most likely next token is compared with the trace's; a step is right when all of them are. The share right, over every step of every problem, is 1.000 for a
-model that has kept the arithmetic; where it is not, the wrong results it would write are listed.
+model's most likely next token is compared with the trace's; a step is right when all of them are. Reported: the
+share of steps right over every problem (make real's stage 1: 0.993), and the wrong results the model would write.
 
-The seventh run's tier SFT model got 0.915 against stage 1's 1.000 (``bench/results/retention_seventh_run.md``):
+The seventh run's tier SFT model got 0.902 against stage 1's 0.993 (``bench/results/retention_seventh_run.md``):
 it had learned the wrong results of the task's deliberate mistakes (``8 + 2 = 9. Hmm, wait, that is not right.``),
 each seen 15 times in tier SFT. ``drop_retracted`` in ``configs/smollm2/real/sft_tiers.yaml`` leaves them out.
 

@@ -64,6 +64,8 @@ def without_retracted(text: str, phrase: str) -> str:
     read (between ``<think>``, or the start where a template opened it, and ``</think>``); markers and the answer
     stay as they are."""
     before, close, after = text.partition(THINK_CLOSE)
+    if not close:  # no thinking that ends: nothing to read as thinking
+        return text
     head, opened, thinking = before.rpartition(THINK_OPEN)
     body = thinking.strip("\n")
     lead, trail = thinking[: len(thinking) - len(thinking.lstrip("\n"))], thinking[len(thinking.rstrip("\n")):]
@@ -77,7 +79,7 @@ def drop_retracted(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], phr
     Why (make real, seventh run): tier SFT learns each pruned row once per tier for 5 epochs, so a retracted step
     with its wrong result (``8 + 2 = 9. Hmm, wait, that is not right.``) is learned 15 times, and the model came to
     write those wrong facts as its first result (teacher-forced, its step results on the oracle traces of 120
-    held-out problems were right 0.915 of the time, the stage-1 model's 1.000; ``bench/retention.py``). Stage 1 sees
+    held-out problems were right 0.902 of the time, the stage-1 model's 0.993; ``bench/retention.py``). Stage 1 sees
     each trace once and keeps no such fact. An empty ``phrase`` is a ``ValueError``."""
     if not phrase:
         raise ValueError("drop_retracted needs a non-empty phrase (the words that mark a retracted step)")

@@ -210,3 +210,14 @@ def test_drop_retracted_leaves_out_exactly_the_steps_a_trace_takes_back(tmp_path
     path.write_text(json.dumps(row) + "\n")
     argv = ["--stage", "sft", "--dry_run", "--sft_completion", "full", "--sft_data", str(path)]
     assert train.main([*argv, "--drop_retracted", RETRACTED]) == 0
+    assert train.main(["--stage", "sft", "--dry_run", "--drop_retracted", RETRACTED]) == 2  # no sft_data: refused
+    assert "drop_retracted 'Hmm, wait, that is not right.' applies to SFT targets read from sft_data" in \
+        capsys.readouterr().err
+    assert train.main([*argv, "--drop_retracted", ""]) == 2
+
+
+def test_without_retracted_leaves_a_completion_without_a_close_marker_as_it_is():
+    from data.tier_targets import without_retracted
+
+    text = "<think>\nOp 1: + 2, so 3 + 2 = 6. Hmm, wait, that is not right.\n\nThe final value is 6."  # truncated
+    assert without_retracted(text, RETRACTED) == text

@@ -40,6 +40,10 @@ def run(run: ParsedRun) -> None:
     sft_args, model_args = run.stage_args
     log_world("sft")
     tiers = resolve_tiers(lcrl.tiers)
+    if lcrl.drop_retracted is not None and (not lcrl.drop_retracted or not lcrl.sft_data or lcrl.sft_mode != "full"):
+        raise ConfigError(f"drop_retracted {lcrl.drop_retracted!r} applies to SFT targets read from sft_data with "
+                          f"sft_mode full (got sft_data {lcrl.sft_data!r}, sft_mode {lcrl.sft_mode!r}) and needs a "
+                          "non-empty phrase; drop it or set both")
     rows = pruned_rows(lcrl) if lcrl.sft_data else None
     if lcrl.sft_mode == "full":
         if rows is not None:
