@@ -72,9 +72,15 @@ def recipe_digest(name: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def eval_recipe() -> dict:
+    """make real's evaluation recipe (``eval.yaml``): its held-out problems (``num_test``, ``task_seed``), the task's
+    knobs (``synthetic``) and ``tiers``."""
+    return yaml.safe_load((REPO / RECIPES / "eval.yaml").read_text())
+
+
 def num_test() -> int:
     """The held-out problems make real evaluates on (``eval.yaml``'s ``num_test``)."""
-    return int(yaml.safe_load((REPO / RECIPES / "eval.yaml").read_text())["num_test"])
+    return int(eval_recipe()["num_test"])
 
 
 def read_made() -> dict[str, str]:

@@ -15,7 +15,7 @@ each seen 15 times in tier SFT. ``drop_retracted`` in ``configs/smollm2/real/sft
     python bench/retention.py --models sft=outputs/smollm2/real/sft sft-tiers=outputs/smollm2/real/sft_tiers
 
 The prompt is the one SFT trains on (``data.tasks.make_prompt`` under ``--sentence``), rendered through the model's
-chat template; the task's knobs are make real's (``--synthetic``, as in its recipes).
+chat template; the task's knobs, its test split and the tiers are make real's (``configs/smollm2/real/eval.yaml``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.demo import environment, machine_line, write_results  # noqa: E402
+from bench.real import eval_recipe  # noqa: E402
 from bench.tier_conditioning import model_specs  # noqa: E402
 from data.budgets import TIER_NAMES  # noqa: E402
 
-REAL_KNOBS = {"max_ops": 3, "redundancy": 2.0, "show_wrap": True}  # configs/smollm2/real/*.yaml
 # A step of the synthetic task: "so <value> <op> <arg> = <result>[, which is <reduced>]."; the second group is what
 # the model must write (a wrapping fact's reduction included).
 STEP_RESULT = re.compile(r"so (-?\d+ [-+*] \d+) = (-?\d+(?:, which is \d+)?)\.")
@@ -61,7 +61,7 @@ def step_results(model: Any, tokenizer: Any, prompt: list[dict[str, str]], text:
     return out
 
 
-def retention(spec: str, traces: list, sentence: str) -> dict:
+def retention(spec: str, traces: list, sentence: str, tiers_spec: str | dict) -> dict:
     """One model's share of step results right, and its wrong facts (``"8 + 2 = 9"``: count)."""
     from tqdm import tqdm
 
@@ -71,7 +71,7 @@ def retention(spec: str, traces: list, sentence: str) -> dict:
 
     model, tokenizer = load_pretrained(spec)
     model.eval()
-    tiers = resolve_tiers("synthetic_smollm2")
+    tiers = resolve_tiers(tiers_spec)
     right = total = 0
     wrong: Counter = Counter()
     problems_wrong = 0
@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
     parser.add_argument("--num_test", type=int, default=120, help="held-out problems (the first n of the test split)")
-    parser.add_argument("--task_seed", type=int, default=0, help="as the evaluation recipe's (make real: 0)")
+    recipe = eval_recipe()  # make real's held-out problems, task and tiers
+    parser.add_argument("--task_seed", type=int, default=recipe["task_seed"], help="of the test split (make real's)")
     parser.add_argument("--sentence", choices=list(TIER_NAMES), default="long", help="the tier sentence of the prompt")
-    parser.add_argument("--synthetic", type=json.loads, default=REAL_KNOBS, help="the task's knobs, JSON")
+    parser.add_argument("--synthetic", type=json.loads, default=recipe["synthetic"], help="the task's knobs, JSON")
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/retention.json")
     args = parser.parse_args(argv)
     models = model_specs(parser, args.models)
@@ -117,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     traces = synthetic_traces("test", args.num_test, args.task_seed, args.synthetic)
     result = {"environment": environment(), "num_test": args.num_test, "task_seed": args.task_seed,
               "sentence": args.sentence, "synthetic": args.synthetic,
-              "models": {name: retention(path, traces, args.sentence) for name, path in models.items()}}
+              "tiers": recipe["tiers"],
+              "models": {name: retention(path, traces, args.sentence, recipe["tiers"])
+                         for name, path in models.items()}}
     text = markdown(result)
     write_results(args.output, result, text)
     print(text)

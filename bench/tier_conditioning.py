@@ -200,7 +200,7 @@ def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
     """Arguments, models (name -> path) and rows, every one checked before a model is loaded."""
     from data.sources import read_rows
-    from data.tier_targets import OPENING_FIELDS, TIERED, drop_retracted, tier_rows
+    from data.tier_targets import OPENING_FIELDS, TIERED, tier_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
@@ -229,10 +229,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
         hint = " (or score tiered targets: --completions tiered)" if args.completions == "tiered_early" else ""
         parser.error(f"{args.rows} lacks {missing}: written by an older --stage prune, run it again{hint}")
     args.fields = fields
-    rows = tier_rows(rows, fields)
-    if args.drop_retracted:
-        rows = drop_retracted(rows, list(fields.values()), args.drop_retracted)
-    return args, models, rows
+    try:
+        return args, models, tier_rows(rows, fields, args.drop_retracted)
+    except ValueError as exc:  # an empty --drop_retracted
+        parser.error(str(exc))
 
 
 def main(argv: list[str] | None = None) -> int:

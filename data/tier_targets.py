@@ -53,9 +53,14 @@ def add_opening_skip(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def tier_rows(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> list[dict[str, Any]]:
-    """``rows`` with every field ``fields`` names (``add_opening_skip`` when it names ``OPENING_SKIP``)."""
-    return add_opening_skip(rows) if OPENING_SKIP in fields.values() else list(rows)
+def tier_rows(rows: Sequence[Mapping[str, Any]], fields: Mapping[str, str] | str,
+              retracted: str | None = None) -> list[dict[str, Any]]:
+    """``rows`` ready for SFT on ``fields`` (one field, or one per tier): with every field named
+    (``add_opening_skip`` when ``OPENING_SKIP`` is one), and with ``retracted`` (unless ``None``) the thinking
+    paragraphs holding that phrase left out of those fields (``drop_retracted``)."""
+    names = [fields] if isinstance(fields, str) else list(fields.values())
+    out = add_opening_skip(rows) if OPENING_SKIP in names else list(rows)
+    return out if retracted is None else drop_retracted(out, names, retracted)
 
 
 def without_retracted(text: str, phrase: str) -> str:

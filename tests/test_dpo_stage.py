@@ -98,6 +98,8 @@ def test_dpo_stage_refuses_bad_input_before_writing(tmp_path, capsys, caplog):
     same = write_rows(tmp_path / "same.jsonl", full_completion=ROW["completion"])
     assert train.main([*base, "--sft_data", same, "--preference_tiers", "[medium, long]"]) == 2
     assert "no pair, every row's targets of ['medium', 'long'] are equal" in capsys.readouterr().err
+    assert train.main([*base, "--sft_data", data, "--drop_retracted", ""]) == 2
+    assert "drop_retracted needs a non-empty phrase" in capsys.readouterr().err
     assert train.main([*base, "--sft_data", data, "--sft_completion", "pruned"]) == 2
     assert "pairs the targets of tiered SFT: sft_completion 'pruned'; allowed: tiered, tiered_early" in \
         capsys.readouterr().err

@@ -187,7 +187,7 @@ def test_drop_retracted_leaves_out_exactly_the_steps_a_trace_takes_back(tmp_path
     paragraph of kind ``mistake`` goes and nothing else, wherever it stands (first after <think> too, as in a skip
     prefix without its opening); a trace without one is unchanged; only the named fields change."""
     from data.synthetic import SyntheticConfig, Trace
-    from data.tier_targets import drop_retracted, without_retracted
+    from data.tier_targets import drop_retracted, tier_rows, without_retracted
 
     traces = generate("train", 200, seed=5, cfg=SyntheticConfig(max_ops=3, redundancy=2.0, show_wrap=True))
     taken_back = [t for t in traces if any(p.kind == "mistake" for p in t.paragraphs)]
@@ -206,6 +206,8 @@ def test_drop_retracted_leaves_out_exactly_the_steps_a_trace_takes_back(tmp_path
     assert RETRACTED not in got["full_completion"] and got["completion"] == row["completion"]  # only the named fields
     with pytest.raises(ValueError, match="non-empty phrase"):
         drop_retracted([row], ["completion"], "")
+    assert tier_rows([row], "full_completion", RETRACTED) == [got]  # what sft and dpo call
+    assert tier_rows([row], "full_completion") == [row]  # no phrase: the rows as they are
     path = tmp_path / "pruned.jsonl"
     path.write_text(json.dumps(row) + "\n")
     argv = ["--stage", "sft", "--dry_run", "--sft_completion", "full", "--sft_data", str(path)]

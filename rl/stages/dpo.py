@@ -27,7 +27,7 @@ import logging
 from trl import DPOTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
-from data.tier_targets import TIERED, drop_retracted, tier_pairs, tier_rows
+from data.tier_targets import TIERED, tier_pairs, tier_rows
 from rl.config import ConfigError
 from rl.distributed import log_world
 from rl.recipes import ParsedRun
@@ -50,10 +50,7 @@ def run(run: ParsedRun) -> None:
     names, fields = lcrl.pair_tiers(), TIERED[lcrl.sft_completion]
     rows = pruned_rows(lcrl)
     try:
-        rows = tier_rows(rows, fields)
-        if lcrl.drop_retracted:
-            rows = drop_retracted(rows, list(fields.values()), lcrl.drop_retracted)
-        train = tier_pairs(rows, names, resolve_tiers(lcrl.tiers), fields)
+        train = tier_pairs(tier_rows(rows, fields, lcrl.drop_retracted), names, resolve_tiers(lcrl.tiers), fields)
     except ValueError as exc:
         raise ConfigError(f"sft_data {lcrl.sft_data!r}: {exc}") from exc
     if not len(train):

@@ -25,7 +25,7 @@ from trl import SFTTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
 from data.tasks import chunked_dataset, rows_dataset, trace_rows
-from data.tier_targets import drop_retracted, equal_targets, tier_rows
+from data.tier_targets import equal_targets, tier_rows
 from rl.config import SFT_COMPLETIONS, ConfigError
 from rl.distributed import log_world
 from rl.recipes import ParsedRun
@@ -49,10 +49,7 @@ def run(run: ParsedRun) -> None:
         if rows is not None:
             field = SFT_COMPLETIONS[lcrl.sft_completion]
             try:
-                rows = tier_rows(rows, field) if isinstance(field, dict) else rows
-                if lcrl.drop_retracted:
-                    rows = drop_retracted(rows, list(field.values()) if isinstance(field, dict) else [field],
-                                          lcrl.drop_retracted)
+                rows = tier_rows(rows, field, lcrl.drop_retracted)
                 train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
                 if isinstance(field, dict):
                     same = equal_targets(rows, field)
