@@ -28,7 +28,7 @@ class NextToken:
         return SimpleNamespace(logits=logits)
 
 
-def test_each_step_result_is_read_at_its_first_token_with_smollm2s_tokenizer(smollm2_tokenizer):
+def test_each_step_result_is_read_at_every_token_with_smollm2s_tokenizer(smollm2_tokenizer):
     """A model that predicts the text is right at every step; one that writes 0 for every 7 is wrong at exactly the
     steps whose result (``-3, which is 7`` in full) holds a 7, and writes that result with 0 for 7."""
     tok = smollm2_tokenizer
