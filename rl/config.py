@@ -123,6 +123,13 @@ class LcrlArguments:
                   "contain this phrase, steps the trace takes back (e.g. \"Hmm, wait, that is not right.\"), so "
                   "that epochs over few rows do not teach their wrong results (data/tier_targets.py)."},
     )
+    sft_replay: int = field(
+        default=0,
+        metadata={"help": "With sft_data and a tiered sft_completion: this many fresh task problems' full traces "
+                  "(stage 1's kind of data, under the sentence of the tier that learns the full trace) added to the "
+                  "examples, so that epochs over few pruned rows do not bend the arithmetic stage 1 learned "
+                  "(rehearsal; data/tier_targets.py replay_rows). Synthetic task only."},
+    )
     preference_tiers: list | str | None = field(
         default=None,
         metadata={"help": "--stage dpo: the tiers whose neighbouring targets (those of sft_completion: tiered or "

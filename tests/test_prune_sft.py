@@ -223,3 +223,39 @@ def test_without_retracted_leaves_a_completion_without_a_close_marker_as_it_is()
 
     text = "<think>\nOp 1: + 2, so 3 + 2 = 6. Hmm, wait, that is not right.\n\nThe final value is 6."  # truncated
     assert without_retracted(text, RETRACTED) == text
+
+
+def test_sft_replay_adds_fresh_full_traces_under_the_long_sentence_and_refuses_where_it_cannot_apply(
+        tmp_path, caplog, capsys):
+    """sft_replay (make real's tier SFT): N fresh task traces, full and without their retracted steps, join the
+    tiered examples under the sentence of the tier whose target is the full trace; a set-up where no tier learns the
+    full trace, or with no pruned data, is refused before anything runs."""
+    import logging
+
+    from data.synthetic import SyntheticConfig
+    from data.tier_targets import replay_rows, tier_rows
+
+    cfg = SyntheticConfig(max_ops=3, redundancy=2.0, show_wrap=True)
+    traces = generate("train", 40, seed=4, cfg=cfg)
+    rows = tier_rows(replay_rows(traces), "full_completion", RETRACTED)
+    assert [r["id"] for r in rows] == [t.problem.id for t in traces]
+    assert [r["solution"] for r in rows] == [str(t.problem.answer) for t in traces]
+    assert all(r["full_completion"].endswith(t.conclusion) for r, t in zip(rows, traces))
+    assert sum(r["full_completion"] != t.text for r, t in zip(rows, traces)) > 0  # some steps were taken back
+    assert not any(RETRACTED in r["full_completion"] for r in rows)
+    data = rows_dataset(rows, "long", resolve_tiers("synthetic_smollm2"), field="full_completion")
+    assert set(data["tier"]) == {"long"}
+    row = {**ROW, "skip_completion": ROW["completion"], "full_completion": ROW["completion"]}
+    path = tmp_path / "pruned.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    argv = ["--stage", "sft", "--dry_run", "--sft_data", str(path), "--budget", "mixed", "--sft_replay", "5",
+            "--synthetic", "{max_ops: 3, redundancy: 2.0, show_wrap: true}"]
+    with caplog.at_level(logging.INFO):
+        assert train.main([*argv, "--sft_completion", "tiered_early", "--drop_retracted", RETRACTED]) == 0
+    assert "sft_replay: 5 fresh full traces under the long sentence" in caplog.text
+    assert "SFT on 8 tiered_early pruned-data examples" in caplog.text  # 1 row x 3 tiers + 5 replayed
+    assert train.main([*argv, "--sft_completion", "pruned"]) == 2  # no tier learns the full trace
+    assert "sft_replay 5 needs a positive count, task synthetic, sft_data, sft_mode full and a tiered" in \
+        capsys.readouterr().err
+    assert train.main(["--stage", "sft", "--dry_run", "--sft_replay", "5"]) == 2  # no pruned data
+    assert train.main([*argv, "--sft_completion", "tiered", "--sft_replay", "-1"]) == 2

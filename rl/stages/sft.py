@@ -21,18 +21,36 @@ from __future__ import annotations
 
 import logging
 
+from datasets import concatenate_datasets
 from trl import SFTTrainer, get_peft_config
 
 from data.budgets import resolve_tiers
 from data.tasks import chunked_dataset, rows_dataset, trace_rows
-from data.tier_targets import equal_targets, tier_rows
-from rl.config import SFT_COMPLETIONS, ConfigError
+from data.tier_targets import equal_targets, replay_rows, tier_rows
+from rl.config import SFT_COMPLETIONS, ConfigError, LcrlArguments
 from rl.distributed import log_world
 from rl.recipes import ParsedRun
 from rl.stages.common import pruned_rows, start_training, task_dataset, task_traces, train_and_save
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
+FULL = "full_completion"  # the pruned row's original trace: the target sft_replay's traces join
+
+
+def _replay_tier(lcrl: LcrlArguments) -> str | None:
+    """The tier whose sentence ``sft_replay``'s full traces are learned under (the one whose tiered target is the
+    full trace), or None without replay; a ``ConfigError`` naming the allowed set-up for a replay that cannot apply."""
+    if not lcrl.sft_replay:
+        return None
+    field = SFT_COMPLETIONS.get(lcrl.sft_completion)
+    tiers = [t for t, f in field.items() if f == FULL] if isinstance(field, dict) else []
+    if lcrl.sft_replay < 0 or lcrl.task != "synthetic" or not lcrl.sft_data or lcrl.sft_mode != "full" or not tiers:
+        raise ConfigError(f"sft_replay {lcrl.sft_replay} needs a positive count, task synthetic, sft_data, sft_mode "
+                          f"full and a tiered sft_completion (got task {lcrl.task!r}, sft_data {lcrl.sft_data!r}, "
+                          f"sft_mode {lcrl.sft_mode!r}, sft_completion {lcrl.sft_completion!r}; allowed: "
+                          f"{', '.join(k for k, v in SFT_COMPLETIONS.items() if isinstance(v, dict))}); set it to 0 "
+                          "or set those")
+    return tiers[0]
 
 
 def run(run: ParsedRun) -> None:
@@ -44,6 +62,7 @@ def run(run: ParsedRun) -> None:
         raise ConfigError(f"drop_retracted {lcrl.drop_retracted!r} applies to SFT targets read from sft_data with "
                           f"sft_mode full (got sft_data {lcrl.sft_data!r}, sft_mode {lcrl.sft_mode!r}) and needs a "
                           "non-empty phrase; drop it or set both")
+    replay_tier = _replay_tier(lcrl)
     rows = pruned_rows(lcrl) if lcrl.sft_data else None
     if lcrl.sft_mode == "full":
         if rows is not None:
@@ -51,6 +70,12 @@ def run(run: ParsedRun) -> None:
             try:
                 rows = tier_rows(rows, field, lcrl.drop_retracted)
                 train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
+                if replay_tier:
+                    replay = tier_rows(replay_rows(task_traces(lcrl, "train", lcrl.sft_replay), FULL), FULL,
+                                       lcrl.drop_retracted)
+                    train = concatenate_datasets([train, rows_dataset(replay, replay_tier, tiers, field=FULL)])
+                    logger.info("sft_replay: %d fresh full traces under the %s sentence (rehearsal of stage 1)",
+                                len(replay), replay_tier)
                 if isinstance(field, dict):
                     same = equal_targets(rows, field)
                     log = logger.warning if any(n == len(rows) for n in same.values()) else logger.info
