@@ -116,8 +116,7 @@ REAL        := outputs/smollm2/real
 real: install
 	$(BIN)/python bench/real.py
 	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
-		grpo-mixed=$(REAL)/grpo_mixed --rows $(REAL)/prune/pruned.jsonl --completions tiered_early \
-		--drop_retracted "Hmm, wait, that is not right."
+		grpo-mixed=$(REAL)/grpo_mixed --recipe configs/smollm2/real/sft_tiers.yaml
 	$(BIN)/python bench/retention.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers grpo-mixed=$(REAL)/grpo_mixed
 
 # make real's GRPO stage over seeds and recipe variants, from its tier SFT model (run make real first): mean and range

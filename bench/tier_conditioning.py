@@ -17,8 +17,12 @@ pruning cut something), the probability that the model closes its thinking there
 reads the sentence closes under medium and goes on under long.
 
     python bench/tier_conditioning.py --models sft-tiers=outputs/smollm2/real/sft_tiers \\
-        grpo-mixed=outputs/smollm2/real/grpo_mixed --rows outputs/smollm2/real/prune/pruned.jsonl \\
+        grpo-mixed=outputs/smollm2/real/grpo_mixed --recipe configs/smollm2/real/sft_tiers.yaml \\
         --output bench/results/tier_conditioning.json
+
+``--recipe`` reads the rows (``sft_data``), the targets (``sft_completion``) and ``drop_retracted`` from the tier
+SFT recipe, so the scores follow the recipe as it changes; ``--rows``, ``--completions`` and ``--drop_retracted``
+override it (without a recipe: ``--rows`` is required, ``tiered_early`` and no phrase the defaults).
 
 The prompt is the one SFT trains on (``data.tasks.make_prompt``); prompt and target are rendered together through
 the tokenizer's chat template and every token after the generation prompt is scored, the end of turn included, as
@@ -197,6 +201,20 @@ def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, 
     return models
 
 
+def read_recipe(parser: argparse.ArgumentParser, path: Path | None) -> dict[str, Any]:
+    """The recipe's settings ({} without one); a missing file or one that is not a YAML mapping is a usage error."""
+    import yaml
+
+    if path is None:
+        return {}
+    if not path.is_file():
+        parser.error(f"--recipe {path}: no such file")
+    recipe = yaml.safe_load(path.read_text())
+    if not isinstance(recipe, dict):
+        parser.error(f"--recipe {path}: not a YAML mapping of settings")
+    return recipe
+
+
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
     """Arguments, models (name -> path) and rows, every one checked before a model is loaded."""
     from data.sources import read_rows
@@ -204,15 +222,28 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
-    parser.add_argument("--rows", type=Path, required=True, help="pruned rows (--stage prune's pruned.jsonl)")
+    parser.add_argument("--recipe", type=Path, default=None,
+                        help="the tier SFT recipe (make real: configs/smollm2/real/sft_tiers.yaml): its sft_data, "
+                        "sft_completion and drop_retracted are the defaults of --rows, --completions and "
+                        "--drop_retracted")
+    parser.add_argument("--rows", type=Path, default=None, help="pruned rows (--stage prune's pruned.jsonl)")
     parser.add_argument("--n", type=int, default=12, help="rows scored (the first n)")
-    parser.add_argument("--completions", choices=list(TIERED), default="tiered_early",
-                        help="the targets tier SFT learned (its sft_completion; make real: tiered_early)")
+    parser.add_argument("--completions", choices=list(TIERED), default=None,
+                        help="the targets tier SFT learned (its sft_completion; default tiered_early)")
     parser.add_argument("--drop_retracted", default=None,
                         help="as tier SFT's recipe: leave the paragraphs with this phrase out of every target")
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/tier_conditioning.json")
     args = parser.parse_args(argv)
     models = model_specs(parser, args.models)
+    recipe = read_recipe(parser, args.recipe)
+    args.rows = args.rows or (Path(recipe["sft_data"]) if recipe.get("sft_data") else None)
+    args.completions = args.completions or recipe.get("sft_completion", "tiered_early")
+    args.drop_retracted = args.drop_retracted if args.drop_retracted is not None else recipe.get("drop_retracted")
+    if args.rows is None:
+        parser.error("--rows is required without a --recipe that names sft_data")
+    if args.completions not in TIERED:
+        parser.error(f"{args.recipe}: sft_completion {args.completions!r} is not tiered; allowed: "
+                     f"{', '.join(TIERED)}")
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")
     if args.rows.suffix != ".jsonl" or not args.rows.is_file():

@@ -171,3 +171,29 @@ def test_targets_are_scored_as_tier_sft_learned_them_without_retracted_steps(tin
     before, after = got[0]["models"]["tiny"]["long"], got[2]["models"]["tiny"]["long"]
     assert all(a > b for s in TIERS for a, b in zip(after[s], before[s]))
     assert "without the paragraphs holding 'Hmm, wait, that is not right.'" in (tmp_path / "cond2.md").read_text()
+    # --recipe (as make real runs it): the tier SFT recipe's sft_data, sft_completion and phrase, no copy of them
+    recipe = tmp_path / "sft_tiers.yaml"
+    recipe.write_text(f"sft_data: {rows}\nsft_completion: tiered_early\n"
+                      "drop_retracted: \"Hmm, wait, that is not right.\"\nlearning_rate: 1.0e-3\n")
+    assert main(["--models", f"tiny={tiny_base}", "--recipe", str(recipe), "--n", "2", "--output",
+                 str(tmp_path / "r.json")]) == 0
+    from_recipe = json.loads((tmp_path / "r.json").read_text())
+    assert {k: v for k, v in from_recipe.items() if k != "environment"} == \
+        {k: v for k, v in got[2].items() if k != "environment"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (None, "sft_tiers.yaml: no such file"),
+    ("- a list\n", "not a YAML mapping of settings"),
+    ("sft_completion: tiered\n", "--rows is required without a --recipe that names sft_data"),
+    ("sft_data: x.jsonl\nsft_completion: skip\n", "sft_completion 'skip' is not tiered; allowed: tiered, "
+     "tiered_early"),
+])
+def test_a_bad_recipe_is_refused_by_name(text, message, tmp_path, capsys):
+    (tmp_path / "base").mkdir()
+    recipe = tmp_path / "sft_tiers.yaml"
+    if text is not None:
+        recipe.write_text(text)
+    with pytest.raises(SystemExit):
+        main(["--models", f"a={tmp_path / 'base'}", "--recipe", str(recipe), "--output", str(tmp_path / "o.json")])
+    assert message in capsys.readouterr().err
