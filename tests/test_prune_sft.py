@@ -259,3 +259,7 @@ def test_sft_replay_adds_fresh_full_traces_under_the_long_sentence_and_refuses_w
         capsys.readouterr().err
     assert train.main(["--stage", "sft", "--dry_run", "--sft_replay", "5"]) == 2  # no pruned data
     assert train.main([*argv, "--sft_completion", "tiered", "--sft_replay", "-1"]) == 2
+    capsys.readouterr()
+    assert train.main([*argv, "--sft_completion", "tiered", "--budget", "short"]) == 2  # long is not trained
+    assert "sft_replay's traces are learned under the long sentence, which budget 'short' does not train" in \
+        capsys.readouterr().err

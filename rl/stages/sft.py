@@ -8,7 +8,9 @@ Data: the task's traces (``sft_target``: full or oracle), or a pruned JSONL from
 (``sft_data``). ``sft_mode`` picks the examples (Chen et al. 2025, arXiv 2505.18642):
 
 - ``full``: one prompt/completion example per trace, the loss on the whole completion (with ``sft_data``:
-  ``sft_completion`` picks the pruned prefix, the prefix without its skippable chunks, or the original trace);
+  ``sft_completion`` picks the pruned prefix, the prefix without its skippable chunks, or the original trace;
+  with a tiered one, ``sft_replay`` adds fresh full task traces under the long tier's sentence, a rehearsal of
+  stage 1's data against forgetting);
 - ``chunkwise``: one example per chunk (``chunking``), the loss on that chunk, earlier chunks masked context;
 - ``skip``: as ``chunkwise`` over the chunks ``--stage prune`` did not mark skippable (``skip_chunks: true``), so
   the model learns to jump over them.
@@ -24,7 +26,7 @@ import logging
 from datasets import concatenate_datasets
 from trl import SFTTrainer, get_peft_config
 
-from data.budgets import resolve_tiers
+from data.budgets import budget_tiers, resolve_tiers
 from data.tasks import chunked_dataset, rows_dataset, trace_rows
 from data.tier_targets import equal_targets, replay_rows, tier_rows
 from rl.config import SFT_COMPLETIONS, ConfigError, LcrlArguments
@@ -50,6 +52,10 @@ def _replay_tier(lcrl: LcrlArguments) -> str | None:
                           f"sft_mode {lcrl.sft_mode!r}, sft_completion {lcrl.sft_completion!r}; allowed: "
                           f"{', '.join(k for k, v in SFT_COMPLETIONS.items() if isinstance(v, dict))}); set it to 0 "
                           "or set those")
+    if tiers[0] not in budget_tiers(lcrl.budget):
+        raise ConfigError(f"sft_replay's traces are learned under the {tiers[0]} sentence, which budget "
+                          f"{lcrl.budget!r} does not train (its tiers: {', '.join(budget_tiers(lcrl.budget))}); use a "
+                          f"budget with {tiers[0]} (e.g. mixed) or set sft_replay to 0")
     return tiers[0]
 
 
