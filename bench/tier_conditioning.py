@@ -20,9 +20,10 @@ reads the sentence closes under medium and goes on under long.
         grpo-mixed=outputs/smollm2/real/grpo_mixed --recipe configs/smollm2/real/sft_tiers.yaml \\
         --output bench/results/tier_conditioning.json
 
-``--recipe`` reads the rows (``sft_data``), the targets (``sft_completion``) and ``drop_retracted`` from the tier
-SFT recipe, so the scores follow the recipe as it changes; ``--rows``, ``--completions`` and ``--drop_retracted``
-override it (without a recipe: ``--rows`` is required, ``tiered_early`` and no phrase the defaults).
+``--recipe`` reads the rows (``sft_data``, relative to the repository), the targets (``sft_completion``, train.py's
+default when the recipe has none) and ``drop_retracted`` from the tier SFT recipe, so the scores follow the recipe as
+it changes; ``--rows``, ``--completions`` and a non-empty ``--drop_retracted`` override it (a recipe's phrase cannot be
+switched off here). Without a recipe ``--rows`` is required, ``tiered_early`` and no phrase are the defaults.
 
 The prompt is the one SFT trains on (``data.tasks.make_prompt``); prompt and target are rendered together through
 the tokenizer's chat template and every token after the generation prompt is scored, the end of turn included, as
@@ -201,6 +202,15 @@ def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, 
     return models
 
 
+def sft_completion_default() -> str:
+    """train.py's ``sft_completion`` when a recipe names none."""
+    from dataclasses import fields
+
+    from rl.config import LcrlArguments
+
+    return next(f.default for f in fields(LcrlArguments) if f.name == "sft_completion")
+
+
 def read_recipe(parser: argparse.ArgumentParser, path: Path | None) -> dict[str, Any]:
     """The recipe's settings ({} without one); a missing file or one that is not a YAML mapping is a usage error."""
     import yaml
@@ -236,14 +246,19 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
     args = parser.parse_args(argv)
     models = model_specs(parser, args.models)
     recipe = read_recipe(parser, args.recipe)
-    args.rows = args.rows or (Path(recipe["sft_data"]) if recipe.get("sft_data") else None)
-    args.completions = args.completions or recipe.get("sft_completion", "tiered_early")
+    if args.rows is None and recipe.get("sft_data"):
+        args.rows = Path(recipe["sft_data"]) if Path(recipe["sft_data"]).is_absolute() else REPO / recipe["sft_data"]
+    if args.completions is None:  # a recipe without one trains on train.py's default, which is not tiered
+        args.completions = recipe.get("sft_completion", sft_completion_default()) if recipe else "tiered_early"
     args.drop_retracted = args.drop_retracted if args.drop_retracted is not None else recipe.get("drop_retracted")
     if args.rows is None:
         parser.error("--rows is required without a --recipe that names sft_data")
     if args.completions not in TIERED:
         parser.error(f"{args.recipe}: sft_completion {args.completions!r} is not tiered; allowed: "
                      f"{', '.join(TIERED)}")
+    if "num_train" in recipe and args.n > int(recipe["num_train"]):
+        parser.error(f"--n {args.n} is more than the {recipe['num_train']} rows the recipe trains on (num_train): "
+                     "the rows past them were not learned")
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")
     if args.rows.suffix != ".jsonl" or not args.rows.is_file():

@@ -93,8 +93,9 @@ def drop_retracted(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], phr
 
 
 def replay_rows(traces: Sequence[Trace], field: str = "full_completion") -> list[dict[str, Any]]:
-    """Rows (``id``, ``question``, ``solution`` and ``field``: the full trace) of fresh task problems, stage 1's kind
-    of data, to learn beside the pruned rows under the tier whose target is the full trace (``sft_replay``).
+    """Rows (``id``, ``question``, ``solution`` and ``field``: the full trace) of new draws of the task's train
+    problems, stage 1's kind of data, to learn beside the pruned rows under the tier whose target is the full trace
+    (``sft_replay``). A draw may repeat a pruned row's problem (3 of make real's 96; ``--stage sft`` logs how many).
 
     Why (make real, eighth run): 5 epochs over 48 pruned rows, each once per tier, bent the arithmetic stage 1
     learned: tier SFT wrote a wrapping subtraction's plain result as -1 (``1 - 4 = -1, which is 9``) where the stage-1

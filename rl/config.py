@@ -125,10 +125,11 @@ class LcrlArguments:
     )
     sft_replay: int = field(
         default=0,
-        metadata={"help": "With sft_data and a tiered sft_completion: this many fresh task problems' full traces "
-                  "(stage 1's kind of data, under the sentence of the tier that learns the full trace) added to the "
-                  "examples, so that epochs over few pruned rows do not bend the arithmetic stage 1 learned "
-                  "(rehearsal; data/tier_targets.py replay_rows). Synthetic task only."},
+        metadata={"help": "With sft_data and a tiered sft_completion: the full traces of this many train problems "
+                  "of the task, drawn with task_seed (stage 1's kind of data; a draw may repeat a pruned row's "
+                  "problem, logged), added under the sentence of the tier that learns the full trace, so that epochs "
+                  "over few pruned rows do not bend the arithmetic stage 1 learned (rehearsal; "
+                  "data/tier_targets.py replay_rows). Synthetic task only."},
     )
     preference_tiers: list | str | None = field(
         default=None,

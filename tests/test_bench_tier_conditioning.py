@@ -180,6 +180,12 @@ def test_targets_are_scored_as_tier_sft_learned_them_without_retracted_steps(tin
     from_recipe = json.loads((tmp_path / "r.json").read_text())
     assert {k: v for k, v in from_recipe.items() if k != "environment"} == \
         {k: v for k, v in got[2].items() if k != "environment"}
+    # the command line overrides the recipe: another phrase (it matches nothing) scores the targets as they are
+    assert main(["--models", f"tiny={tiny_base}", "--recipe", str(recipe), "--n", "2", "--drop_retracted",
+                 "no such phrase", "--output", str(tmp_path / "o.json")]) == 0
+    overridden = json.loads((tmp_path / "o.json").read_text())
+    assert overridden["drop_retracted"] == "no such phrase"
+    assert overridden["models"]["tiny"] == got[0]["models"]["tiny"]
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -188,12 +194,17 @@ def test_targets_are_scored_as_tier_sft_learned_them_without_retracted_steps(tin
     ("sft_completion: tiered\n", "--rows is required without a --recipe that names sft_data"),
     ("sft_data: x.jsonl\nsft_completion: skip\n", "sft_completion 'skip' is not tiered; allowed: tiered, "
      "tiered_early"),
+    ("sft_data: x.jsonl\n", "sft_completion 'pruned' is not tiered"),  # train.py's default: not tiered
+    ("sft_data: {rows}\nsft_completion: tiered\nnum_train: 4\n", "--n 12 is more than the 4 rows the recipe "
+     "trains on"),
 ])
 def test_a_bad_recipe_is_refused_by_name(text, message, tmp_path, capsys):
     (tmp_path / "base").mkdir()
     recipe = tmp_path / "sft_tiers.yaml"
+    rows = tmp_path / "pruned.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in pruned_rows(1)))
     if text is not None:
-        recipe.write_text(text)
+        recipe.write_text(text.format(rows=rows))
     with pytest.raises(SystemExit):
         main(["--models", f"a={tmp_path / 'base'}", "--recipe", str(recipe), "--output", str(tmp_path / "o.json")])
     assert message in capsys.readouterr().err

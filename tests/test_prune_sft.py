@@ -136,7 +136,9 @@ def test_a_rerun_resumes_only_a_run_with_the_same_settings(tiny_base, tmp_path, 
     argv = ["--stage", "sft", "--model_name_or_path", str(tiny_base), "--output_dir", str(out), "--sft_data",
             str(data), "--per_device_train_batch_size", "4", "--report_to", "none", "--save_steps", "1"]
     assert train.main([*argv, "--max_steps", "1"]) == 0
-    assert json.loads((out / "run_settings.json").read_text())["sft_mode"] == "full"
+    recorded = json.loads((out / "run_settings.json").read_text())
+    assert recorded["sft_mode"] == "full"
+    assert "sft_replay" not in recorded  # at its default (rl.stages.common.LATER_SETTINGS): older records resume
     assert train.main([*argv, "--max_steps", "2"]) == 0  # same settings: resumes checkpoint-1, ends at step 2
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
     assert train.main([*argv, "--max_steps", "3", "--sft_mode", "chunkwise", "--learning_rate", "1e-3"]) == 2
@@ -252,13 +254,18 @@ def test_sft_replay_adds_fresh_full_traces_under_the_long_sentence_and_refuses_w
             "--synthetic", "{max_ops: 3, redundancy: 2.0, show_wrap: true}"]
     with caplog.at_level(logging.INFO):
         assert train.main([*argv, "--sft_completion", "tiered_early", "--drop_retracted", RETRACTED]) == 0
-    assert "sft_replay: 5 fresh full traces under the long sentence" in caplog.text
-    assert "SFT on 8 tiered_early pruned-data examples" in caplog.text  # 1 row x 3 tiers + 5 replayed
+    assert "sft_replay: 5 full traces of new train problems under the long sentence (0 repeat a pruned row's" \
+        in caplog.text
+    assert "SFT on 8 examples: 3 tiered_early pruned-data, 5 replayed (budget mixed)" in caplog.text
+    capsys.readouterr()
+    allowed = "sft_completion one of: tiered, tiered_early"
     assert train.main([*argv, "--sft_completion", "pruned"]) == 2  # no tier learns the full trace
-    assert "sft_replay 5 needs a positive count, task synthetic, sft_data, sft_mode full and a tiered" in \
+    assert f"sft_replay 5 needs a positive count, task synthetic, sft_data, sft_mode full and {allowed}" in \
         capsys.readouterr().err
     assert train.main(["--stage", "sft", "--dry_run", "--sft_replay", "5"]) == 2  # no pruned data
+    assert "(got task 'synthetic', sft_data None, sft_mode 'full', sft_completion 'pruned')" in capsys.readouterr().err
     assert train.main([*argv, "--sft_completion", "tiered", "--sft_replay", "-1"]) == 2
+    assert "sft_replay -1 needs a positive count" in capsys.readouterr().err
     capsys.readouterr()
     assert train.main([*argv, "--sft_completion", "tiered", "--budget", "short"]) == 2  # long is not trained
     assert "sft_replay's traces are learned under the long sentence, which budget 'short' does not train" in \

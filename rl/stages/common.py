@@ -36,10 +36,13 @@ logger = logging.getLogger(__name__)
 # ones would silently continue (or, when finished, keep) a different run, so it is refused.
 RUN_SETTINGS_FILE = "run_settings.json"
 ADAPTER_DIR = "adapter"  # where a LoRA run keeps its adapter, beside the merged full model (``train_and_save``)
+# Options added to the record later, with the value a record that lacks them was made with: at that value they are
+# left out, so an older run still resumes
+LATER_SETTINGS = {"sft_replay": 0}
 RESUME_SETTINGS = ("stage", "model_name_or_path", "task", "synthetic", "dataset", "num_train", "task_seed", "budget",
                    "tiers", "sft_target", "sft_mode", "sft_data", "sft_completion", "drop_retracted",
                    "preference_tiers", "segment", "chunking", "rewards", "reward_recipe", "learning_rate",
-                   "per_device_train_batch_size", "seed", "use_peft")
+                   "per_device_train_batch_size", "seed", "use_peft", *LATER_SETTINGS)
 # ... and per stage, options that only it has under these names (SFT's and GRPO's loss_type, GRPO's beta differ)
 STAGE_RESUME_SETTINGS = {"dpo": ("beta", "loss_type", "loss_weights", "max_length")}
 
@@ -158,7 +161,8 @@ def prepare_training(run: ParsedRun, training_args) -> str | None:
     if resume is None and out.is_dir():
         resume = get_last_checkpoint(str(out))
     keys = (*RESUME_SETTINGS, *STAGE_RESUME_SETTINGS.get(run.stage, ()))
-    settings = {k: v for k, v in run.to_dict().items() if k in keys}
+    settings = {k: v for k, v in run.to_dict().items()
+                if k in keys and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
     # Every process compares (so all of them stop on a mismatch); the main one alone writes the record. An explicit
     # resume_from_checkpoint is the user's own choice: it is not compared, and the record then holds its settings.
     explicit = training_args.resume_from_checkpoint is not None

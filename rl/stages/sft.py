@@ -9,8 +9,8 @@ Data: the task's traces (``sft_target``: full or oracle), or a pruned JSONL from
 
 - ``full``: one prompt/completion example per trace, the loss on the whole completion (with ``sft_data``:
   ``sft_completion`` picks the pruned prefix, the prefix without its skippable chunks, or the original trace;
-  with a tiered one, ``sft_replay`` adds fresh full task traces under the long tier's sentence, a rehearsal of
-  stage 1's data against forgetting);
+  with a tiered one, ``sft_replay`` adds full task traces of new train problems under the long tier's sentence,
+  a rehearsal of stage 1's data against forgetting);
 - ``chunkwise``: one example per chunk (``chunking``), the loss on that chunk, earlier chunks masked context;
 - ``skip``: as ``chunkwise`` over the chunks ``--stage prune`` did not mark skippable (``skip_chunks: true``), so
   the model learns to jump over them.
@@ -47,11 +47,11 @@ def _replay_tier(lcrl: LcrlArguments) -> str | None:
     field = SFT_COMPLETIONS.get(lcrl.sft_completion)
     tiers = [t for t, f in field.items() if f == FULL] if isinstance(field, dict) else []
     if lcrl.sft_replay < 0 or lcrl.task != "synthetic" or not lcrl.sft_data or lcrl.sft_mode != "full" or not tiers:
+        tiered = ", ".join(k for k, v in SFT_COMPLETIONS.items() if isinstance(v, dict))
         raise ConfigError(f"sft_replay {lcrl.sft_replay} needs a positive count, task synthetic, sft_data, sft_mode "
-                          f"full and a tiered sft_completion (got task {lcrl.task!r}, sft_data {lcrl.sft_data!r}, "
-                          f"sft_mode {lcrl.sft_mode!r}, sft_completion {lcrl.sft_completion!r}; allowed: "
-                          f"{', '.join(k for k, v in SFT_COMPLETIONS.items() if isinstance(v, dict))}); set it to 0 "
-                          "or set those")
+                          f"full and sft_completion one of: {tiered} (got task {lcrl.task!r}, sft_data "
+                          f"{lcrl.sft_data!r}, sft_mode {lcrl.sft_mode!r}, sft_completion {lcrl.sft_completion!r}); "
+                          "set it to 0 or set those")
     if tiers[0] not in budget_tiers(lcrl.budget):
         raise ConfigError(f"sft_replay's traces are learned under the {tiers[0]} sentence, which budget "
                           f"{lcrl.budget!r} does not train (its tiers: {', '.join(budget_tiers(lcrl.budget))}); use a "
@@ -76,12 +76,15 @@ def run(run: ParsedRun) -> None:
             try:
                 rows = tier_rows(rows, field, lcrl.drop_retracted)
                 train = rows_dataset(rows, lcrl.budget, tiers, seed=lcrl.task_seed, field=field)
+                n_tiered = len(train)
                 if replay_tier:
                     replay = tier_rows(replay_rows(task_traces(lcrl, "train", lcrl.sft_replay), FULL), FULL,
                                        lcrl.drop_retracted)
                     train = concatenate_datasets([train, rows_dataset(replay, replay_tier, tiers, field=FULL)])
-                    logger.info("sft_replay: %d fresh full traces under the %s sentence (rehearsal of stage 1)",
-                                len(replay), replay_tier)
+                    pruned_ids = {r["id"] for r in rows}
+                    logger.info("sft_replay: %d full traces of new train problems under the %s sentence (%d repeat a "
+                                "pruned row's problem; rehearsal of stage 1)", len(replay), replay_tier,
+                                sum(r["id"] in pruned_ids for r in replay))
                 if isinstance(field, dict):
                     same = equal_targets(rows, field)
                     log = logger.warning if any(n == len(rows) for n in same.values()) else logger.info
@@ -95,7 +98,11 @@ def run(run: ParsedRun) -> None:
         else:
             train = task_dataset(lcrl, "train", target=lcrl.sft_target)
         what = f"{lcrl.sft_completion} pruned-data" if rows else lcrl.sft_target
-        logger.info("SFT on %d %s examples (budget %s)", len(train), what, lcrl.budget)
+        if replay_tier:
+            logger.info("SFT on %d examples: %d %s, %d replayed (budget %s)", len(train), n_tiered, what,
+                        len(train) - n_tiered, lcrl.budget)
+        else:
+            logger.info("SFT on %d %s examples (budget %s)", len(train), what, lcrl.budget)
     elif lcrl.sft_mode == "skip" and rows is None:
         raise ConfigError("sft_mode skip needs sft_data: a pruned JSONL from --stage prune with skip_chunks: true")
     started = start_training(run)
