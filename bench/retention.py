@@ -1,7 +1,7 @@
 """Does a later stage keep what stage 1 learned? Teacher-forced step results on held-out problems.
 
 Make real's stage 1 teaches SmolLM2 the task's arithmetic through long traces; tier SFT then trains for 5 epochs on
-48 pruned rows, and GRPO on top. A stage that damages the arithmetic shows up in held-out accuracy only as a few
+48 pruned rows (with 96 replayed full traces since the ninth run: ``sft_replay``), and GRPO on top. A stage that damages the arithmetic shows up in held-out accuracy only as a few
 problems of a small test set. This reads it directly: for each held-out problem (the task's test split, as
 ``--stage eval`` draws it) the oracle trace (the essential steps only, ``Trace.oracle_text``) is fed to the model
 after the prompt, and at every token of every step's result (``so 1 - 4 = -3, which is 7.``: ``-3, which is 7``) the
@@ -11,6 +11,8 @@ share of steps right over every problem (make real's stage 1: 0.993), and the wr
 The seventh run's tier SFT model got 0.902 against stage 1's 0.993 (``bench/results/retention_seventh_run.md``):
 it had learned the wrong results of the task's deliberate mistakes (``8 + 2 = 9. Hmm, wait, that is not right.``),
 each seen 15 times in tier SFT. ``drop_retracted`` in ``configs/smollm2/real/sft_tiers.yaml`` leaves them out.
+The eighth run's tier SFT still wrote wrapping subtractions' plain results as -1 (0.980;
+``bench/results/retention_eighth_run.md``); ``sft_replay`` rehearses stage 1's data against that.
 
     python bench/retention.py --models sft=outputs/smollm2/real/sft sft-tiers=outputs/smollm2/real/sft_tiers
 
