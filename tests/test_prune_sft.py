@@ -227,7 +227,7 @@ def test_without_retracted_leaves_a_completion_without_a_close_marker_as_it_is()
     assert without_retracted(text, RETRACTED) == text
 
 
-def test_sft_replay_adds_fresh_full_traces_under_the_long_sentence_and_refuses_where_it_cannot_apply(
+def test_sft_replay_adds_full_traces_of_new_draws_under_the_long_sentence_and_refuses_where_it_cannot_apply(
         tmp_path, caplog, capsys):
     """sft_replay (make real's tier SFT): N fresh task traces, full and without their retracted steps, join the
     tiered examples under the sentence of the tier whose target is the full trace; a set-up where no tier learns the
