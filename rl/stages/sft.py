@@ -36,7 +36,7 @@ from rl.stages.common import pruned_rows, start_training, task_dataset, task_tra
 from rl.tracking import lcrl_config_callback
 
 logger = logging.getLogger(__name__)
-FULL = "full_completion"  # the pruned row's original trace: the target sft_replay's traces join
+FULL = SFT_COMPLETIONS["full"]  # the pruned row's original trace: the target sft_replay's traces join
 
 
 def _replay_tier(lcrl: LcrlArguments) -> str | None:
