@@ -1,12 +1,13 @@
 """Does a later stage keep what stage 1 learned? Teacher-forced step results on held-out problems.
 
-Make real's stage 1 teaches SmolLM2 the task's arithmetic through long traces; tier SFT then trains for 5 epochs on
-48 pruned rows (with 96 replayed full traces since the ninth run: ``sft_replay``), and GRPO on top. A stage that damages the arithmetic shows up in held-out accuracy only as a few
-problems of a small test set. This reads it directly: for each held-out problem (the task's test split, as
-``--stage eval`` draws it) the oracle trace (the essential steps only, ``Trace.oracle_text``) is fed to the model
-after the prompt, and at every token of every step's result (``so 1 - 4 = -3, which is 7.``: ``-3, which is 7``) the
-model's most likely next token is compared with the trace's; a step is right when all of them are. Reported: the
-share of steps right over every problem (make real's stage 1: 0.993), and the wrong results the model would write.
+Make real's stage 1 teaches SmolLM2 the task's arithmetic through long traces; tier SFT then trains for 5 epochs on 48
+pruned rows (with 96 replayed full traces since the ninth run: ``sft_replay``), and GRPO on top. A stage that damages
+the arithmetic shows up in held-out accuracy only as a few problems of a small test set. This reads it directly: for
+each held-out problem (the task's test split, as ``--stage eval`` draws it) the oracle trace (the essential steps only,
+``Trace.oracle_text``) is fed to the model after the prompt, and at every token of every step's result (``so 1 - 4 = -3,
+which is 7.``: ``-3, which is 7``) the model's most likely next token is compared with the trace's; a step is right when
+all of them are. Reported: the share of steps right over every problem (make real's stage 1: 0.993), and the wrong
+results the model would write.
 
 The seventh run's tier SFT model got 0.902 against stage 1's 0.993 (``bench/results/retention_seventh_run.md``):
 it had learned the wrong results of the task's deliberate mistakes (``8 + 2 = 9. Hmm, wait, that is not right.``),
@@ -26,6 +27,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -99,10 +101,13 @@ def markdown(result: dict) -> str:
         top = ", ".join(f"{k} ({v})" for k, v in list(r["wrong"].items())[:5]) or "-"
         lines.append(f"| {name} | {r['right']} / {r['steps']} | {r['share']:.3f} | "
                      f"{r['problems_with_a_wrong_step']} | {top} |")
+    if "wall_seconds" in result:
+        lines += ["", f"Wall time: {result['wall_seconds']:.0f} s, models loaded included."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="name=path (a folder or any model_name_or_path)")
     parser.add_argument("--num_test", type=int, default=120, help="held-out problems (the first n of the test split)")
@@ -123,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
               "tiers": recipe["tiers"],
               "models": {name: retention(path, traces, args.sentence, recipe["tiers"])
                          for name, path in models.items()}}
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
     text = markdown(result)
     write_results(args.output, result, text)
     print(text)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,8 @@ def markdown(result: dict) -> str:
             if kept:
                 cells = " | ".join(f"{statistics.fmean(per[t][i] for i in kept):.3f}" for t in TIERS)
                 lines.append(f"| {name} | {len(kept)} | {cells} |")
+    if "wall_seconds" in result:
+        lines += ["", f"Wall time: {result['wall_seconds']:.0f} s, models loaded included."]
     return "\n".join(lines) + "\n"
 
 
@@ -282,6 +285,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
 
 
 def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
     args, models, rows = parse(argv)
     scored = {name: conditioning(path, rows, args.fields) for name, path in models.items()}
     result = {"environment": environment(), "rows": str(args.rows), "n_rows": len(rows),
@@ -290,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
               "close": {name: c for name, (_, c, _) in scored.items()},
               "parting": next(iter(scored.values()))[2]}
     result["summary"] = {name: summary(table) for name, table in result["models"].items()}
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
     text = markdown(result)
     write_results(args.output, result, text)
     print(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.real import REPO, STAGES, closest_tiers, figures, markdown, misses
+from bench.real import FINAL, REPO, STAGES, closest_tiers, figures, markdown, misses
 
 
 def write_rows(out: Path, name: str, rows: list[dict]) -> None:
@@ -51,16 +51,22 @@ def test_unordered_tiers_and_a_medium_too_long_or_too_wrong_are_missed(tmp_path)
     assert "greedy: medium/long -5.0 tokens (inverted)" in text
 
 
-def test_the_tier_sft_model_is_checked_too_and_a_model_without_rows_misses(tmp_path):
+def test_the_tier_sft_model_is_checked_greedy_only_and_a_model_without_rows_misses(tmp_path):
     fig = results(tmp_path, (60.0, 85.0, 140.0))
+    assert misses(fig, "sft-tiers") == ["greedy: no short/medium/long rows of sft-tiers"]
     fig["tiers"] += [dict(r, model="sft-tiers") for r in fig["tiers"] if r["decoding"] == "greedy"]
-    assert misses(fig) == []
-    assert misses(fig, "sft-tiers") == ["sampled t=0.6: no short/medium/long rows of sft-tiers"]
+    assert misses(fig) == [] and misses(fig, "sft-tiers") == []  # make real samples the final model only
+    fig["tiers"] = [r for r in fig["tiers"] if not (r["model"] == "grpo-mixed" and r["decoding"] != "greedy")]
+    assert misses(fig) == ["sampled t=0.6: no short/medium/long rows of grpo-mixed"]
+    for r in fig["tiers"]:
+        if r["model"] == "sft-tiers" and r["tier"] == "long":
+            r["think_tokens"] = 80.0
     text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "figures": fig,
                      "wall_seconds": {}, "misses": [], "misses_before": {"sft-tiers": misses(fig, "sft-tiers")}})
-    assert "Targets missed by sft-tiers (before GRPO): sampled t=0.6: no short/medium/long rows of sft-tiers" in text
+    assert "Targets missed by sft-tiers (before GRPO): greedy: tiers not ordered short < medium < long (60.0, " \
+           "85.0, 80.0)" in text
     assert "Closest neighbouring tiers of sft-tiers (a strict order can be a tie in substance): greedy: " \
-           "short/medium +25.0 tokens" in text
+           "medium/long -5.0 tokens (inverted)" in text
 
 
 def test_every_stage_runs_a_recipe_of_the_real_pipeline():
@@ -125,5 +131,8 @@ def test_every_recipe_of_make_real_writes_the_same_task_under_the_same_tiers():
     made = {recipes[n]["output_dir"] for n in ("sft_tiers", "grpo_mixed")}
     assert {m.split("=", 1)[1] for m in recipes["eval_greedy"]["models"]} == made
     assert recipes["eval_sft"]["models"] == [f"sft={recipes['sft']['output_dir']}"]
-    sampled = STAGES["eval_sampled"][0]  # the sampled evaluation reads the greedy one's models (both tiered ones)
-    assert "--models" not in sampled and sampled[sampled.index("--config") + 1] == STAGES["eval_greedy"][0][3]
+    sampled = STAGES["eval_sampled"][0]  # the sampled evaluation: the greedy one's recipe, on its final model
+    assert sampled[sampled.index("--config") + 1] == STAGES["eval_greedy"][0][3]
+    final = [m for m in recipes["eval_greedy"]["models"] if m.startswith(f"{FINAL}=")]
+    assert sampled[sampled.index("--models") + 1:sampled.index("--output_dir")] == final
+    assert final == [f"{FINAL}={recipes['grpo_mixed']['output_dir']}"]

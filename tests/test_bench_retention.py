@@ -57,4 +57,6 @@ def test_the_command_writes_the_share_and_the_wrong_results(tiny_base, tmp_path)
     got = result["models"]["tiny"]
     assert result["num_test"] == 3 and got["steps"] >= 6 and 0 <= got["right"] <= got["steps"]
     assert got["share"] == got["right"] / got["steps"] and sum(got["wrong"].values()) == got["steps"] - got["right"]
-    assert "| tiny |" in out.with_suffix(".md").read_text()
+    text = out.with_suffix(".md").read_text()
+    assert "| tiny |" in text
+    assert result["wall_seconds"] > 0 and f"Wall time: {result['wall_seconds']:.0f} s" in text
