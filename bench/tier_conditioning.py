@@ -38,13 +38,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.demo import environment, machine_line, write_results  # noqa: E402
 from data.budgets import TIER_NAMES as TIERS  # noqa: E402
+
+if TYPE_CHECKING:
+    from rl.config import LcrlArguments
 
 FIELDS = ("question",)  # besides each tier's completion field
 
@@ -205,27 +208,20 @@ def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, 
     return models
 
 
-def sft_completion_default() -> str:
-    """train.py's ``sft_completion`` when a recipe names none."""
-    from dataclasses import fields
-
-    from rl.config import LcrlArguments
-
-    return next(f.default for f in fields(LcrlArguments) if f.name == "sft_completion")
-
-
-def read_recipe(parser: argparse.ArgumentParser, path: Path | None) -> dict[str, Any]:
-    """The recipe's settings ({} without one); a missing file or one that is not a YAML mapping is a usage error."""
-    import yaml
-
+def read_recipe(parser: argparse.ArgumentParser, path: Path | None) -> LcrlArguments | None:
+    """The tier SFT recipe as train.py reads it (``--stage sft --config path``: its defaults, its refusal of unknown
+    keys), as ``LcrlArguments``, or ``None`` without one; a recipe train.py refuses is a usage error with its message.
+    Read as a dry run (``--dry_run``), so that a GPU recipe (bf16) reads on a CPU too."""
     if path is None:
-        return {}
-    if not path.is_file():
-        parser.error(f"--recipe {path}: no such file")
-    recipe = yaml.safe_load(path.read_text())
-    if not isinstance(recipe, dict):
-        parser.error(f"--recipe {path}: not a YAML mapping of settings")
-    return recipe
+        return None
+    from rl.config import ConfigError
+    from rl.recipes import parse_args
+    from rl.stages import stage_types
+
+    try:
+        return parse_args(["--stage", "sft", "--config", str(path), "--dry_run", "true"], stage_types()).lcrl
+    except ConfigError as exc:
+        parser.error(f"--recipe: {exc}")
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], list[dict]]:
@@ -249,18 +245,19 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, str], l
     args = parser.parse_args(argv)
     models = model_specs(parser, args.models)
     recipe = read_recipe(parser, args.recipe)
-    if args.rows is None and recipe.get("sft_data"):
-        args.rows = Path(recipe["sft_data"]) if Path(recipe["sft_data"]).is_absolute() else REPO / recipe["sft_data"]
+    if args.rows is None and recipe is not None and recipe.sft_data:
+        args.rows = Path(recipe.sft_data) if Path(recipe.sft_data).is_absolute() else REPO / recipe.sft_data
     if args.completions is None:  # a recipe without one trains on train.py's default, which is not tiered
-        args.completions = recipe.get("sft_completion", sft_completion_default()) if recipe else "tiered_early"
-    args.drop_retracted = args.drop_retracted if args.drop_retracted is not None else recipe.get("drop_retracted")
+        args.completions = recipe.sft_completion if recipe is not None else "tiered_early"
+    if args.drop_retracted is None and recipe is not None:
+        args.drop_retracted = recipe.drop_retracted
     if args.rows is None:
         parser.error("--rows is required without a --recipe that names sft_data")
     if args.completions not in TIERED:
         parser.error(f"{args.recipe}: sft_completion {args.completions!r} is not tiered; allowed: "
                      f"{', '.join(TIERED)}")
-    if "num_train" in recipe and args.n > int(recipe["num_train"]):
-        parser.error(f"--n {args.n} is more than the {recipe['num_train']} rows the recipe trains on (num_train): "
+    if recipe is not None and args.n > recipe.num_train:
+        parser.error(f"--n {args.n} is more than the {recipe.num_train} rows the recipe trains on (num_train): "
                      "the rows past them were not learned")
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")
