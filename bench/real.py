@@ -101,7 +101,7 @@ def stale_reason(name: str, made: dict[str, str], ran: list[str]) -> str | None:
         logger.warning("%s: done before make real recorded its recipes; taken as made by the current one", name)
         return None
     if made[name] != recipe_digest(name):
-        return f"made by another version of {STAGES[name][0][3]}"
+        return f"made by another version of {STAGES[name][0][3]} or of its arguments in bench/real.py (STAGES)"
     return None
 
 
@@ -158,10 +158,10 @@ def misses(fig: dict, model: str = FINAL) -> list[str]:
 
 
 def closest_tiers(fig: dict, model: str = FINAL) -> dict[str, tuple[str, float]]:
-    """Per decoding, the neighbouring tiers of ``model`` with the smallest difference in thinking length (the longer
-    tier's minus the shorter's: negative when they are inverted), and that difference."""
+    """Per decoding make real evaluates ``model`` with, the neighbouring tiers with the smallest difference in
+    thinking length (the longer tier's minus the shorter's: negative when they are inverted), and that difference."""
     out = {}
-    for decoding in DECODINGS:
+    for decoding in EVALUATED.get(model, DECODINGS):
         got = by_tier(fig, model, decoding)
         gaps = {f"{a}/{b}": got[b]["think_tokens"] - got[a]["think_tokens"] for a, b in zip(TIERS, TIERS[1:])
                 if a in got and b in got}
@@ -186,7 +186,9 @@ def markdown(result: dict) -> str:
     lines.append(f"Targets missed by {FINAL} (the final model): "
                  + ("; ".join(result["misses"]) if result["misses"] else "none"))
     for model, missed in result.get("misses_before", {}).items():
-        lines.append(f"Targets missed by {model} (before GRPO): " + ("; ".join(missed) if missed else "none"))
+        checked = ", ".join(EVALUATED.get(model, DECODINGS))
+        lines.append(f"Targets missed by {model} (before GRPO; {checked}): "
+                     + ("; ".join(missed) if missed else "none"))
     for model in (FINAL, *result.get("misses_before", {})):
         closest = closest_tiers(fig, model)
         if closest:

@@ -211,7 +211,8 @@ def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, 
 def read_recipe(parser: argparse.ArgumentParser, path: Path | None) -> LcrlArguments | None:
     """The tier SFT recipe as train.py reads it (``--stage sft --config path``: its defaults, its refusal of unknown
     keys), as ``LcrlArguments``, or ``None`` without one; a recipe train.py refuses is a usage error with its message.
-    Read as a dry run (``--dry_run``), so that a GPU recipe (bf16) reads on a CPU too."""
+    Read as a dry run (``--dry_run``), so that a GPU recipe (bf16) reads on a CPU too; a recipe's ``env:`` is set in
+    this process, as train.py sets it."""
     if path is None:
         return None
     from rl.config import ConfigError

@@ -56,6 +56,9 @@ def test_the_tier_sft_model_is_checked_greedy_only_and_a_model_without_rows_miss
     assert misses(fig, "sft-tiers") == ["greedy: no short/medium/long rows of sft-tiers"]
     fig["tiers"] += [dict(r, model="sft-tiers") for r in fig["tiers"] if r["decoding"] == "greedy"]
     assert misses(fig) == [] and misses(fig, "sft-tiers") == []  # make real samples the final model only
+    sampled = [dict(r, model="sft-tiers", think_tokens=1.0) for r in fig["tiers"] if r["decoding"] != "greedy"]
+    assert misses({**fig, "tiers": fig["tiers"] + sampled}, "sft-tiers") == []  # rows of an older run: not checked
+    assert set(closest_tiers({**fig, "tiers": fig["tiers"] + sampled}, "sft-tiers")) == {"greedy"}
     fig["tiers"] = [r for r in fig["tiers"] if not (r["model"] == "grpo-mixed" and r["decoding"] != "greedy")]
     assert misses(fig) == ["sampled t=0.6: no short/medium/long rows of grpo-mixed"]
     for r in fig["tiers"]:
@@ -63,8 +66,8 @@ def test_the_tier_sft_model_is_checked_greedy_only_and_a_model_without_rows_miss
             r["think_tokens"] = 80.0
     text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "figures": fig,
                      "wall_seconds": {}, "misses": [], "misses_before": {"sft-tiers": misses(fig, "sft-tiers")}})
-    assert "Targets missed by sft-tiers (before GRPO): greedy: tiers not ordered short < medium < long (60.0, " \
-           "85.0, 80.0)" in text
+    assert "Targets missed by sft-tiers (before GRPO; greedy): greedy: tiers not ordered short < medium < long " \
+           "(60.0, 85.0, 80.0)" in text
     assert "Closest neighbouring tiers of sft-tiers (a strict order can be a tie in substance): greedy: " \
            "medium/long -5.0 tokens (inverted)" in text
 
@@ -84,7 +87,7 @@ def test_a_finished_stage_of_another_recipe_or_after_its_input_ran_again_stops_t
     assert real.stale_reason("prune", made, ran=["sft"]) == "done, but its input sft ran again"
     assert real.stale_reason("eval_sft", made, ran=["sft_tiers"]) is None  # it reads the sft model only
     assert real.stale_reason("prune", {**made, "prune": "0" * 16}, ran=[]) == \
-        "made by another version of configs/smollm2/real/prune.yaml"
+        "made by another version of configs/smollm2/real/prune.yaml or of its arguments in bench/real.py (STAGES)"
     # through main: sft is not finished (it runs), prune is: the run stops there and names the folder to delete
     ran: list[str] = []
     monkeypatch.setattr(real, "run_stage", lambda args: (ran.append(args[3]), (1.0, 1))[1])
