@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     args, models, rows = parse(argv)
     scored = {name: conditioning(path, rows, args.fields) for name, path in models.items()}
-    result = {"environment": environment(), "rows": str(args.rows), "n_rows": len(rows),
+    shown = args.rows.relative_to(REPO) if args.rows.is_relative_to(REPO) else args.rows  # as the recipe names it
+    result = {"environment": environment(), "rows": str(shown), "n_rows": len(rows),
               "completions": args.completions, "drop_retracted": args.drop_retracted,
               "models": {name: t for name, (t, _, _) in scored.items()},
               "close": {name: c for name, (_, c, _) in scored.items()},
