@@ -11,6 +11,9 @@ the SFT stage (an ablation of the recipe, into its own ``--work_dir``).
 
 Every results file records the date, the machine (cores, CPU model), the thread count and the versions of the key
 libraries next to the figures (``bench/results/demo.json`` by default; ``--output`` to change).
+
+It also holds what the other benches share: ``environment``, ``machine_line``, ``write_results``, ``run_stage``, and
+for the probes of trained models ``model_specs`` (their ``--models``) and ``wall_line``.
 """
 
 from __future__ import annotations
@@ -156,6 +159,33 @@ def write_results(output: Path, result: dict, text: str) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
     output.with_suffix(".md").write_text(text)
+
+
+def wall_line(seconds: float) -> str:
+    """The line a probe's table closes with: its wall time, models loaded included."""
+    return f"Wall time: {seconds:.0f} s, models loaded included."
+
+
+def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, str]:
+    """``--models name=path ...`` as ``{name: path}``; a malformed or repeated name, or a path that is neither a
+    folder nor a GGUF file, is a parser error naming it."""
+    from rl.model_files import resolve_model
+
+    models: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--models takes name=path, got {spec!r}")
+        if name in models:
+            parser.error(f"--models names {name!r} twice")
+        try:
+            source = resolve_model(path)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if not source.gguf_file and not Path(path).is_dir():
+            parser.error(f"model {name!r}: no folder {path!r} (a model folder, a .gguf file or package:<pkg>/<file>)")
+        models[name] = path
+    return models
 
 
 def summary(runs: list[dict]) -> dict[str, dict[str, float]]:

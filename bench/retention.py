@@ -35,9 +35,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.demo import environment, machine_line, write_results  # noqa: E402
+from bench.demo import environment, machine_line, model_specs, wall_line, write_results  # noqa: E402
 from bench.real import eval_recipe  # noqa: E402
-from bench.tier_conditioning import model_specs  # noqa: E402
 from data.budgets import TIER_NAMES  # noqa: E402
 
 # A step of the synthetic task: "so <value> <op> <arg> = <result>[, which is <reduced>]."; the second group is what
@@ -102,7 +101,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {r['right']} / {r['steps']} | {r['share']:.3f} | "
                      f"{r['problems_with_a_wrong_step']} | {top} |")
     if "wall_seconds" in result:
-        lines += ["", f"Wall time: {result['wall_seconds']:.0f} s, models loaded included."]
+        lines += ["", wall_line(result["wall_seconds"])]
     return "\n".join(lines) + "\n"
 
 

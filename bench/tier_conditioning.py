@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.demo import environment, machine_line, write_results  # noqa: E402
+from bench.demo import environment, machine_line, model_specs, wall_line, write_results  # noqa: E402
 from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 
 if TYPE_CHECKING:
@@ -182,30 +182,8 @@ def markdown(result: dict) -> str:
                 cells = " | ".join(f"{statistics.fmean(per[t][i] for i in kept):.3f}" for t in TIERS)
                 lines.append(f"| {name} | {len(kept)} | {cells} |")
     if "wall_seconds" in result:
-        lines += ["", f"Wall time: {result['wall_seconds']:.0f} s, models loaded included."]
+        lines += ["", wall_line(result["wall_seconds"])]
     return "\n".join(lines) + "\n"
-
-
-def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, str]:
-    """``--models name=path ...`` as ``{name: path}``; a malformed or repeated name, or a path that is neither a
-    folder nor a GGUF file, is a parser error naming it."""
-    from rl.model_files import resolve_model
-
-    models: dict[str, str] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            parser.error(f"--models takes name=path, got {spec!r}")
-        if name in models:
-            parser.error(f"--models names {name!r} twice")
-        try:
-            source = resolve_model(path)
-        except ValueError as exc:
-            parser.error(str(exc))
-        if not source.gguf_file and not Path(path).is_dir():
-            parser.error(f"model {name!r}: no folder {path!r} (a model folder, a .gguf file or package:<pkg>/<file>)")
-        models[name] = path
-    return models
 
 
 def read_recipe(parser: argparse.ArgumentParser, path: Path | None) -> LcrlArguments | None:
