@@ -59,4 +59,6 @@ def test_the_command_writes_the_share_and_the_wrong_results(tiny_base, tmp_path)
     assert got["share"] == got["right"] / got["steps"] and sum(got["wrong"].values()) == got["steps"] - got["right"]
     text = out.with_suffix(".md").read_text()
     assert "| tiny |" in text
-    assert result["wall_seconds"] > 0 and f"Wall time: {result['wall_seconds']:.0f} s" in text
+    # a fast machine rounds a tiny model's run to 0.0 s (CI did): the time is recorded and written, not positive
+    assert isinstance(result["wall_seconds"], float) and result["wall_seconds"] >= 0
+    assert f"Wall time: {result['wall_seconds']:.0f} s" in text

@@ -86,7 +86,9 @@ def test_the_command_scores_every_target_under_every_sentence_and_writes_its_tab
     text = out.with_suffix(".md").read_text()
     assert "| tiny | long |" in text and f"targets {completions}" in text and "| tiny | 2 | 0." in text
     assert "| medium/long |" in text
-    assert result["wall_seconds"] > 0 and f"Wall time: {result['wall_seconds']:.0f} s" in text
+    # a fast machine rounds a tiny model's run to 0.0 s (CI did): the time is recorded and written, not positive
+    assert isinstance(result["wall_seconds"], float) and result["wall_seconds"] >= 0
+    assert f"Wall time: {result['wall_seconds']:.0f} s" in text
 
 
 def test_tiered_early_scores_medium_on_the_skip_prefix_with_its_opening(tiny_base, tmp_path):
