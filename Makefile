@@ -107,17 +107,21 @@ prune: install
 
 # The tiered pipeline on a real pretrained model (issue 12), on this CPU: SmolLM2-135M-Instruct (GGUF, real BPE
 # tokenizer and chat template, LoRA merged after each training stage) through SFT on long traces -> prune -> tier SFT
-# -> GRPO mixed -> eval per tier, greedy (both tiered models) and sampled (the final one) (configs/smollm2/real/).
+# -> GRPO mixed -> eval of the final model per tier, greedy and sampled (configs/smollm2/real/). ~2 h here.
 # Resumable: re-run to continue. Results, wall time per stage: bench/results/real.md.
 REAL        := outputs/smollm2/real
 real: install
 	$(BIN)/python bench/real.py
 
-# Probes of make real's models (run make real first; ~8 min here): how much each model's tier sentence decides its
-# trace, the log-likelihood of each tier's target under each sentence on 12 pruned rows
-# (bench/results/tier_conditioning.md), and whether each later stage kept stage 1's arithmetic, teacher-forced step
+# Probes of make real's models (run make real first; ~12 min here): the tier SFT model before GRPO, evaluated greedy as
+# eval.yaml evaluates the final model (its rows join bench/results/real.md); how much each model's tier sentence
+# decides its trace, the log-likelihood of each tier's target under each sentence on 12 pruned rows
+# (bench/results/tier_conditioning.md); and whether each later stage kept stage 1's arithmetic, teacher-forced step
 # results on 120 held-out problems (bench/results/retention.md).
 real-probes: install
+	$(ACCEL) train.py --stage eval --config configs/smollm2/real/eval.yaml --models sft-tiers=$(REAL)/sft_tiers \
+		--output_dir $(REAL)/eval_tier_sft
+	$(BIN)/python bench/real.py
 	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
 		grpo-mixed=$(REAL)/grpo_mixed --recipe configs/smollm2/real/sft_tiers.yaml
 	$(BIN)/python bench/retention.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers grpo-mixed=$(REAL)/grpo_mixed

@@ -73,11 +73,13 @@ def commands(variant: str, seed: int) -> dict[str, tuple[list[str], str]]:
 
 
 def made_by(variant: str, seed: int) -> dict:
-    """What a seed folder depends on: its commands, the settings of the two recipes they name, and the recipes that
-    made make real's tier SFT model and the stages before it (``recipes.json``)."""
+    """What a seed folder depends on: its commands, the settings of the two recipes they name (but those its commands
+    override), and the recipes that made make real's tier SFT model and the stages before it (``recipes.json``)."""
     made = real.read_made()
     return {"inputs": {stage: made.get(stage) for stage in ("sft", "prune", "sft_tiers")},
-            "recipes": {name: real.recipe_digest(name) for name in ("grpo_mixed", "eval_greedy")},
+            # without the keys the seed's commands override (--models, --output_dir)
+            "recipes": {"grpo_mixed": real.recipe_digest("grpo_mixed", drop=("output_dir",)),
+                        "eval_greedy": real.recipe_digest("eval_greedy", drop=("models", "output_dir"))},
             **{name: args for name, (args, _) in commands(variant, seed).items()}}
 
 

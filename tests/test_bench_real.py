@@ -72,6 +72,29 @@ def test_the_tier_sft_model_is_checked_greedy_only_and_a_model_without_rows_miss
            "medium/long -5.0 tokens (inverted)" in text
 
 
+def test_the_tier_sft_rows_of_make_real_probes_join_the_report_unless_older_than_the_model(tmp_path):
+    import os
+
+    from bench.real import BEFORE_GRPO, TIER_SFT
+
+    fig = results(tmp_path, (60.0, 85.0, 140.0))
+    assert {r["model"] for r in fig["tiers"]} == {FINAL}
+    text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "figures": fig,
+                     "wall_seconds": {}, "misses": [], "misses_before": {}})
+    assert f"{TIER_SFT} (before GRPO): not evaluated; make real-probes evaluates it ({BEFORE_GRPO})." in text
+    write_rows(tmp_path, BEFORE_GRPO, [row(TIER_SFT, t, 0.95, n) for t, n in (("short", 60), ("medium", 90),
+                                                                               ("long", 80))])
+    got = [r for r in figures(tmp_path)["tiers"] if r["model"] == TIER_SFT]
+    assert [(r["decoding"], r["tier"], r["think_tokens"]) for r in got] == \
+        [("greedy", "short", 60), ("greedy", "medium", 90), ("greedy", "long", 80)]
+    # a tier SFT model trained again after the probe evaluated the old one: its rows are not the model's
+    (tmp_path / "sft_tiers").mkdir()
+    (tmp_path / "sft_tiers" / "lcrl_config.json").write_text("{}")
+    probe = tmp_path / BEFORE_GRPO / "results.json"
+    os.utime(probe, (probe.stat().st_mtime - 60, probe.stat().st_mtime - 60))
+    assert {r["model"] for r in figures(tmp_path)["tiers"]} == {FINAL}
+
+
 def test_every_stage_runs_a_recipe_of_the_real_pipeline():
     for args, done in STAGES.values():
         assert args[0] == "--stage" and Path(args[3]).parent.as_posix() == "configs/smollm2/real"
@@ -113,6 +136,11 @@ def test_a_recipe_digest_follows_its_settings_not_its_comments(tmp_path, monkeyp
     assert real.recipe_digest("sft") == before
     (recipes / "sft.yaml").write_text(source.replace("learning_rate: 1.0e-3", "learning_rate: 2.0e-3"))
     assert real.recipe_digest("sft") != before
+    # a key the caller's own arguments override (make real-grpo's --output_dir) is dropped on request
+    (recipes / "sft.yaml").write_text(source)
+    dropped = real.recipe_digest("sft", drop=("output_dir",))
+    (recipes / "sft.yaml").write_text(source.replace("output_dir: outputs/smollm2/real/sft", "output_dir: elsewhere"))
+    assert real.recipe_digest("sft") != before and real.recipe_digest("sft", drop=("output_dir",)) == dropped
 
 
 def test_every_recipe_of_make_real_writes_the_same_task_under_the_same_tiers():
@@ -130,9 +158,8 @@ def test_every_recipe_of_make_real_writes_the_same_task_under_the_same_tiers():
     assert {recipes[n]["budget"] for n in ("sft", "prune", "eval_sft")} == {"long"}
     assert {recipes[n]["budget"] for n in ("sft_tiers", "grpo_mixed", "eval_greedy")} == {"mixed"}
     assert recipes["eval_greedy"]["eval_tiers"] == ["short", "medium", "long"]
-    # the evaluated models are the ones the training stages write
-    made = {recipes[n]["output_dir"] for n in ("sft_tiers", "grpo_mixed")}
-    assert {m.split("=", 1)[1] for m in recipes["eval_greedy"]["models"]} == made
+    # make real evaluates the model GRPO writes, the final one, and no other (make real-probes the tier SFT model)
+    assert recipes["eval_greedy"]["models"] == [f"{FINAL}={recipes['grpo_mixed']['output_dir']}"]
     assert recipes["eval_sft"]["models"] == [f"sft={recipes['sft']['output_dir']}"]
     sampled = STAGES["eval_sampled"][0]  # the sampled evaluation: the greedy one's recipe, on its final model
     assert sampled[sampled.index("--config") + 1] == STAGES["eval_greedy"][0][3]
