@@ -123,6 +123,32 @@ def test_a_finished_stage_of_another_recipe_or_after_its_input_ran_again_stops_t
     assert json.loads((tmp_path / "wall_seconds.json").read_text()) == {"sft": 1.0}
 
 
+def test_each_stage_declares_the_stages_whose_outputs_it_reads():
+    """INPUTS decides which finished stages are stale once a stage runs again: a stage reading an output it does not
+    declare (directly or through a declared input) would be reused after that output changed."""
+    import yaml
+
+    from bench.real import INPUTS, OUTPUTS
+
+    folder = {Path(done).parts[0]: name for name, (_, done) in STAGES.items()}  # output folder -> stage
+
+    def read(name: str) -> set[str]:
+        args, recipe = STAGES[name][0], yaml.safe_load((REPO / STAGES[name][0][3]).read_text())
+        keys = [i for i, a in enumerate(args) if a.startswith("--")] + [len(args)]
+        recipe.update({args[i][2:]: args[i + 1:j] for i, j in zip(keys, keys[1:])})  # train.py's overrides
+        values = recipe.values()
+        paths = [p.split("=", 1)[-1] for v in values for p in (v if isinstance(v, list) else [v]) if isinstance(p, str)]
+        used = {folder[Path(p).relative_to(OUTPUTS).parts[0]] for p in paths if p.startswith(f"{OUTPUTS}/")}
+        return used - {name}
+
+    def closure(names: tuple[str, ...]) -> set[str]:
+        return set(names).union(*(closure(INPUTS.get(n, ())) for n in names))
+
+    assert read("sft_tiers") == {"sft", "prune"} and read("eval_sampled") == {"grpo_mixed"}
+    for name in STAGES:
+        assert set(INPUTS.get(name, ())) <= read(name) <= closure(INPUTS.get(name, ())), name
+
+
 def test_a_recipe_digest_follows_its_settings_not_its_comments(tmp_path, monkeypatch):
     import bench.real as real
 
