@@ -9,6 +9,7 @@ greedy and sampled, with the long-trace SFT model (and its no-thinking accuracy)
 Resumable: a stage whose final output exists is skipped (its wall time kept from the run that made it), and an
 interrupted one resumes from its checkpoints (training) or its written traces (prune). A finished stage whose recipe
 has changed since (``recipes.json``), or whose input stage ran again, stops the run with the folders to delete.
+``--report`` runs no stage: it writes the report from the finished ones (make real-probes re-renders it so).
 Results, with the machine, the library versions and the wall time of each stage: ``bench/results/real.json`` and
 ``real.md``. The targets
 (issue 12): SFT accuracy >= 0.8 and well above no-thinking; short < medium < long in thinking tokens, greedy and
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/real.json")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--report", action="store_true",
+                        help="write the report from the finished stages, running none (make real-probes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     walls_file = OUT / "wall_seconds.json"  # per stage, kept across resumed invocations
@@ -233,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             logger.info("%s: done (%s), skipped", name, done)
             continue
+        if args.report:
+            logger.error("%s: not done (no %s); run make real first", name, OUT / done)
+            return 2
         if not (OUT / done).parent.exists():  # a fresh start (the folder was deleted): no earlier time of its own
             walls.pop(name, None)
         seconds, peak = run_stage(stage_args)

@@ -121,6 +121,13 @@ def test_a_finished_stage_of_another_recipe_or_after_its_input_ran_again_stops_t
     assert ran == ["configs/smollm2/real/sft.yaml"]
     assert f"prune: done, but its input sft ran again; delete {tmp_path / 'prune'}" in caplog.text
     assert json.loads((tmp_path / "wall_seconds.json").read_text()) == {"sft": 1.0}
+    # --report (make real-probes) runs no stage: the first one not done stops it
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "lcrl_config.json").write_text("{}")
+    (tmp_path / real.MADE).write_text(json.dumps(made))
+    ran.clear()
+    assert real.main(["--report", "--output", str(tmp_path / "real.json")]) == 2 and ran == []
+    assert f"sft_tiers: not done (no {tmp_path / 'sft_tiers/lcrl_config.json'}); run make real first" in caplog.text
 
 
 def test_each_stage_declares_the_stages_whose_outputs_it_reads():
