@@ -114,20 +114,15 @@ real: install
 	$(BIN)/python bench/real.py
 
 # Probes of make real's models (run make real first; ~12 min here): the tier SFT model before GRPO, evaluated greedy as
-# eval.yaml evaluates the final model (its rows join bench/results/real.md); how much each model's tier sentence
+# eval.yaml evaluates the final model (bench/real.py --probe: its rows join bench/results/real.md); how much each model's tier sentence
 # decides its trace, the log-likelihood of each tier's target under each sentence on 12 pruned rows
 # (bench/results/tier_conditioning.md); and whether each later stage kept stage 1's arithmetic, teacher-forced step
 # results on 120 held-out problems (bench/results/retention.md).
-# (The tier SFT evaluation is a file rule: it runs again only when the model or eval.yaml is newer than its results.)
-real-probes: install $(REAL)/eval_tier_sft/results.json
-	$(BIN)/python bench/real.py --report
+real-probes: install
+	$(BIN)/python bench/real.py --probe
 	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
 		grpo-mixed=$(REAL)/grpo_mixed --recipe configs/smollm2/real/sft_tiers.yaml
 	$(BIN)/python bench/retention.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers grpo-mixed=$(REAL)/grpo_mixed
-
-$(REAL)/eval_tier_sft/results.json: $(REAL)/sft_tiers/lcrl_config.json configs/smollm2/real/eval.yaml
-	$(ACCEL) train.py --stage eval --config configs/smollm2/real/eval.yaml --models sft-tiers=$(REAL)/sft_tiers \
-		--output_dir $(REAL)/eval_tier_sft
 
 # make real's GRPO stage over seeds and recipe variants, from its tier SFT model (run make real first): mean and range
 # per tier, and the seeds meeting every target (bench/results/real_grpo.md). ~21 min a seed and variant here.

@@ -9,7 +9,8 @@ greedy and sampled, with the long-trace SFT model (and its no-thinking accuracy)
 Resumable: a stage whose final output exists is skipped (its wall time kept from the run that made it), and an
 interrupted one resumes from its checkpoints (training) or its written traces (prune). A finished stage whose recipe
 has changed since (``recipes.json``), or whose input stage ran again, stops the run with the folders to delete.
-``--report`` runs no stage: it writes the report from the finished ones (make real-probes re-renders it so).
+``--report`` runs no stage: it writes the report from the finished ones. ``--probe`` (make real-probes) runs the
+``PROBES`` stages once make real's are done, and the report then adds their rows.
 Results, with the machine, the library versions and the wall time of each stage: ``bench/results/real.json`` and
 ``real.md``. The targets
 (issue 12): SFT accuracy >= 0.8 and well above no-thinking; short < medium < long in thinking tokens, greedy and
@@ -19,8 +20,8 @@ decoding, the neighbouring tiers closest in thinking length: a strict order can 
 
 make real evaluates the model it delivers, the final one, and no other: sampling the tier SFT model too cost 8 of the
 ninth run's 122 minutes, and its greedy evaluation 4 of the tenth run's 121, over the two hours make real is sized
-to. ``make real-probes`` evaluates the tier SFT model greedy (``eval_tier_sft``, ``BEFORE_GRPO``): once it has, this
-report adds its rows and the targets it missed before GRPO.
+to. ``make real-probes`` evaluates the tier SFT model greedy (``PROBES``): once it has, this report adds its rows and
+the targets it missed before GRPO, for as long as the model and the recipe are the ones it evaluated.
 """
 
 from __future__ import annotations
@@ -43,11 +44,10 @@ from data.budgets import TIER_NAMES as TIERS  # noqa: E402
 RECIPES = "configs/smollm2/real"
 OUTPUTS = "outputs/smollm2/real"  # as the recipes name it, relative to the repository
 OUT = REPO / OUTPUTS
-FINAL, TIER_SFT = "grpo-mixed", "sft-tiers"  # the tiered models of eval.yaml: the pipeline's last and the one before
+FINAL, TIER_SFT = "grpo-mixed", "sft-tiers"  # the tiered models: the pipeline's last (eval.yaml's) and the one before
 SAMPLED = ["--temperature", "0.6"]  # one sample a problem
 DECODINGS = {"greedy": "eval", f"sampled t={SAMPLED[1]}": "eval_sampled"}  # label -> the final model's eval folder
-# make real-probes' greedy evaluation of the tier SFT model (eval.yaml with --models): GRPO can undo what it learned
-BEFORE_GRPO = "eval_tier_sft"
+BEFORE_GRPO = "eval_tier_sft"  # the tier SFT model's greedy evaluation (PROBES): GRPO can undo what it learned
 EVALUATED = {FINAL: tuple(DECODINGS), TIER_SFT: ("greedy",)}  # model -> the decodings its targets are checked in
 # name -> (train.py arguments, the file that exists once the stage is done)
 STAGES: dict[str, tuple[list[str], str]] = {
@@ -61,10 +61,15 @@ STAGES: dict[str, tuple[list[str], str]] = {
                       f"{FINAL}={OUTPUTS}/grpo_mixed", "--output_dir",
                       str(OUT / "eval_sampled")], "eval_sampled/results.json"),
 }
+# make real-probes' stages (bench/real.py --probe), not make real's: they read its models and are not in its total
+PROBES: dict[str, tuple[list[str], str]] = {
+    BEFORE_GRPO: (["--stage", "eval", "--config", f"{RECIPES}/eval.yaml", "--models", f"{TIER_SFT}={OUTPUTS}/sft_tiers",
+                   "--output_dir", f"{OUTPUTS}/{BEFORE_GRPO}"], f"{BEFORE_GRPO}/results.json"),
+}
 # the stages whose outputs each stage reads
 INPUTS: dict[str, tuple[str, ...]] = {"prune": ("sft",), "sft_tiers": ("prune",), "grpo_mixed": ("sft_tiers",),
                                       "eval_sft": ("sft",), "eval_greedy": ("grpo_mixed",),
-                                      "eval_sampled": ("grpo_mixed",)}
+                                      "eval_sampled": ("grpo_mixed",), BEFORE_GRPO: ("sft_tiers",)}
 MADE = "recipes.json"  # stage -> digest of the recipe that made its output (recipe_digest)
 MIN_SFT_ACCURACY, MIN_MEDIUM_SHORTER, MAX_ACCURACY_LOSS = 0.8, 0.30, 0.03
 
@@ -74,7 +79,7 @@ logger = logging.getLogger("real")
 def recipe_digest(name: str, drop: tuple[str, ...] = ()) -> str:
     """What a stage's output depends on here: its recipe's settings (comments and layout aside, and the keys in
     ``drop``, which a caller's own arguments override) and its extra command-line arguments."""
-    args = STAGES[name][0]
+    args = {**STAGES, **PROBES}[name][0]
     recipe = yaml.safe_load((REPO / args[args.index("--config") + 1]).read_text())
     recipe = {k: v for k, v in recipe.items() if k not in drop}
     extra = [a for a in args if a != str(OUT / "eval_sampled")]
@@ -99,15 +104,18 @@ def read_made() -> dict[str, str]:
 
 def stale_reason(name: str, made: dict[str, str], ran: list[str]) -> str | None:
     """Why a finished stage's output cannot be reused, or ``None``: its recipe changed since it ran, or a stage whose
-    output it reads ran again in this invocation."""
+    output it reads ran again in this invocation (or, for a probe, since the probe ran)."""
     again = [i for i in INPUTS.get(name, ()) if i in ran]
     if again:
         return f"done, but its input {again[0]} ran again"
     if name not in made:
         logger.warning("%s: done before make real recorded its recipes; taken as made by the current one", name)
         return None
+    if made[name].startswith("input "):  # marked when its input ran again after it (main)
+        return f"done, but its {made[name]}"
     if made[name] != recipe_digest(name):
-        return f"made by another version of {STAGES[name][0][3]} or of its arguments in bench/real.py (STAGES)"
+        args, table = ({**STAGES, **PROBES}[name][0], "PROBES" if name in PROBES else "STAGES")
+        return f"made by another version of {args[3]} or of its arguments in bench/real.py ({table})"
     return None
 
 
@@ -115,20 +123,14 @@ def rows(out: Path, name: str) -> list[dict]:
     return json.loads((out / name / "results.json").read_text())["rows"]
 
 
-def before_grpo_is_current(out: Path) -> bool:
-    """make real-probes' evaluation of the tier SFT model exists and is not older than the model it read."""
-    probe, model = out / BEFORE_GRPO / "results.json", out / STAGES["sft_tiers"][1]
-    return probe.is_file() and (not model.is_file() or probe.stat().st_mtime >= model.stat().st_mtime)
-
-
-def figures(out: Path = OUT, baseline: Path | None = None) -> dict:
+def figures(out: Path = OUT, baseline: Path | None = None, before_grpo: bool = False) -> dict:
     """The baseline (``eval_sft`` under ``baseline``, by default ``out``), and per model, decoding and tier of
-    ``out``'s evaluations (the tier SFT model's when ``before_grpo_is_current``): accuracy, thinking tokens and
-    within-band share."""
+    ``out``'s evaluations (with ``before_grpo``, the tier SFT model's of make real-probes too): accuracy, thinking
+    tokens and within-band share."""
     think = {r["mode"]: r for r in rows(baseline or out, "eval_sft") if r["model"] == "sft"}
     fig = {"sft": {"accuracy": think["think"]["accuracy"], "think_tokens": think["think"]["think_tokens_mean"],
                    "no_think_accuracy": think["no-think"]["accuracy"], "tier": think["think"]["tier"]}, "tiers": []}
-    folders = [*DECODINGS.items(), *([("greedy", BEFORE_GRPO)] if before_grpo_is_current(out) else [])]
+    folders = [*DECODINGS.items(), *([("greedy", BEFORE_GRPO)] if before_grpo else [])]
     for decoding, folder in folders:
         if not (out / folder / "results.json").is_file():  # not evaluated: misses() reports the decoding's rows missing
             continue
@@ -147,7 +149,7 @@ def by_tier(fig: dict, model: str, decoding: str) -> dict[str, dict]:
 
 def misses(fig: dict, model: str = FINAL) -> list[str]:
     """The issue's targets that ``model`` (by default the final one) or the SFT baseline missed, each with its
-    figure, in the decodings make real evaluates ``model`` with (``EVALUATED``); a decoding without ``model``'s three
+    figure, in the decodings ``model``'s targets are checked in (``EVALUATED``); a decoding without ``model``'s three
     tiers is a miss too."""
     sft, out = fig["sft"], []
     if sft["accuracy"] < MIN_SFT_ACCURACY or sft["accuracy"] <= sft["no_think_accuracy"] + 0.3:
@@ -172,7 +174,7 @@ def misses(fig: dict, model: str = FINAL) -> list[str]:
 
 
 def closest_tiers(fig: dict, model: str = FINAL) -> dict[str, tuple[str, float]]:
-    """Per decoding make real evaluates ``model`` with, the neighbouring tiers with the smallest difference in
+    """Per decoding ``model``'s targets are checked in, the neighbouring tiers with the smallest difference in
     thinking length (the longer tier's minus the shorter's: negative when they are inverted), and that difference."""
     out = {}
     for decoding in EVALUATED.get(model, DECODINGS):
@@ -194,9 +196,12 @@ def markdown(result: dict) -> str:
              "| model | decoding | tier | accuracy | thinking tokens | within band |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['decoding']} | {r['tier']} | {r['accuracy']:.3f} | {r['think_tokens']:.1f} | "
               f"{r['within_band']:.3f} |" for r in fig["tiers"]]
+    total = sum(v for k, v in walls.items() if k not in PROBES)  # make real's own stages
     lines += ["", "| stage | wall seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in walls.items()]
-    lines += [f"| total | {sum(walls.values()):.0f} ({sum(walls.values()) / 60:.1f} min) |", ""]
+    lines += [f"| {k} | {v:.0f} |" for k, v in walls.items() if k not in PROBES]
+    lines += [f"| total | {total:.0f} ({total / 60:.1f} min) |"]
+    lines += [f"| {k} (make real-probes, not in the total) | {v:.0f} |" for k, v in walls.items() if k in PROBES]
+    lines.append("")
     lines.append(f"Targets missed by {FINAL} (the final model): "
                  + ("; ".join(result["misses"]) if result["misses"] else "none"))
     for model, missed in result.get("misses_before", {}).items():
@@ -204,7 +209,7 @@ def markdown(result: dict) -> str:
         lines.append(f"Targets missed by {model} (before GRPO; {checked}): "
                      + ("; ".join(missed) if missed else "none"))
     if not result.get("misses_before"):
-        lines.append(f"{TIER_SFT} (before GRPO): not evaluated; make real-probes evaluates it ({BEFORE_GRPO}).")
+        lines.append(f"{TIER_SFT} (before GRPO): not evaluated by make real; make real-probes evaluates it.")
     for model in (FINAL, *result.get("misses_before", {})):
         closest = closest_tiers(fig, model)
         if closest:
@@ -219,24 +224,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/real.json")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--report", action="store_true",
-                        help="write the report from the finished stages, running none (make real-probes)")
+    parser.add_argument("--report", action="store_true", help="write the report from the finished stages, running none")
+    parser.add_argument("--probe", action="store_true",
+                        help="run make real-probes' stages (PROBES) once make real's are done, then the report")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     walls_file = OUT / "wall_seconds.json"  # per stage, kept across resumed invocations
     walls = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
     made = read_made()
     ran: list[str] = []
-    for name, (stage_args, done) in STAGES.items():
-        if (OUT / done).is_file():
-            stale = stale_reason(name, made, ran)
-            if stale:
-                logger.error("%s: %s; delete %s and the folders of the stages after it to run it again",
-                             name, stale, OUT / Path(done).parent)
-                return 2
+    for name, (stage_args, done) in ({**STAGES, **PROBES} if args.probe else STAGES).items():
+        stale = stale_reason(name, made, ran) if (OUT / done).is_file() else None
+        if stale and name in PROBES:  # a probe's output is a few minutes' work, and nothing reads it: made again
+            logger.info("%s: %s; running it again", name, stale)
+        elif stale:
+            logger.error("%s: %s; delete %s and the folders of the stages after it to run it again",
+                         name, stale, OUT / Path(done).parent)
+            return 2
+        elif (OUT / done).is_file():
             logger.info("%s: done (%s), skipped", name, done)
             continue
-        if args.report:
+        elif args.report or (args.probe and name in STAGES):
             logger.error("%s: not done (no %s); run make real first", name, OUT / done)
             return 2
         if not (OUT / done).parent.exists():  # a fresh start (the folder was deleted): no earlier time of its own
@@ -244,13 +252,21 @@ def main(argv: list[str] | None = None) -> int:
         seconds, peak = run_stage(stage_args)
         ran.append(name)
         walls[name] = round(walls.get(name, 0.0) + seconds, 1)  # an interrupted stage's earlier time adds up
-        walls = {k: walls[k] for k in STAGES if k in walls}  # pipeline order
+        walls = {k: walls[k] for k in {**STAGES, **PROBES} if k in walls}  # pipeline order
         walls_file.write_text(json.dumps(walls, indent=2))
         made[name] = recipe_digest(name)
+        for probe in PROBES:  # a probe that read this stage's output, in this invocation or an earlier one, is old
+            if name in INPUTS[probe] and probe in made:
+                made[probe] = f"input {name} ran again"
         (OUT / MADE).write_text(json.dumps(made, indent=2))
         logger.info("%s: %.0f s, peak %d MB", name, seconds, peak)
-    fig = figures()
-    before = {TIER_SFT: misses(fig, TIER_SFT)} if any(r["model"] == TIER_SFT for r in fig["tiers"]) else {}
+    probe_done = (OUT / PROBES[BEFORE_GRPO][1]).is_file()
+    current = probe_done and stale_reason(BEFORE_GRPO, made, ran) is None
+    if probe_done and not current:
+        logger.info("%s: made from another tier SFT model or recipe: left out; make real-probes runs it again",
+                    BEFORE_GRPO)
+    fig = figures(OUT, before_grpo=current)
+    before = {TIER_SFT: misses(fig, TIER_SFT)} if current else {}
     result = {"environment": environment(), "wall_seconds": walls, "figures": fig, "misses": misses(fig),
               "misses_before": before}
     text = markdown(result)

@@ -73,8 +73,9 @@ def commands(variant: str, seed: int) -> dict[str, tuple[list[str], str]]:
 
 
 def made_by(variant: str, seed: int) -> dict:
-    """What a seed folder depends on: its commands, the settings of the two recipes they name (but those its commands
-    override), and the recipes that made make real's tier SFT model and the stages before it (``recipes.json``)."""
+    """What a seed folder depends on: its commands, the settings of the two recipes they name (but ``output_dir`` and
+    ``models``, which every seed's commands set), and the recipes that made make real's tier SFT model and the stages
+    before it (``recipes.json``)."""
     made = real.read_made()
     return {"inputs": {stage: made.get(stage) for stage in ("sft", "prune", "sft_tiers")},
             # without the keys the seed's commands override (--models, --output_dir)

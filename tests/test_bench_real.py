@@ -72,27 +72,58 @@ def test_the_tier_sft_model_is_checked_greedy_only_and_a_model_without_rows_miss
            "medium/long -5.0 tokens (inverted)" in text
 
 
-def test_the_tier_sft_rows_of_make_real_probes_join_the_report_unless_older_than_the_model(tmp_path):
-    import os
+def test_make_real_probes_evaluates_the_tier_sft_model_and_its_rows_join_the_report_while_current(
+        tmp_path, monkeypatch, caplog):
+    import logging
 
-    from bench.real import BEFORE_GRPO, TIER_SFT
+    import bench.real as real
 
-    fig = results(tmp_path, (60.0, 85.0, 140.0))
-    assert {r["model"] for r in fig["tiers"]} == {FINAL}
-    text = markdown({"environment": {"date": "d", "cores": 2, "cpu": "c", "versions": {}}, "figures": fig,
-                     "wall_seconds": {}, "misses": [], "misses_before": {}})
-    assert f"{TIER_SFT} (before GRPO): not evaluated; make real-probes evaluates it ({BEFORE_GRPO})." in text
-    write_rows(tmp_path, BEFORE_GRPO, [row(TIER_SFT, t, 0.95, n) for t, n in (("short", 60), ("medium", 90),
-                                                                               ("long", 80))])
-    got = [r for r in figures(tmp_path)["tiers"] if r["model"] == TIER_SFT]
-    assert [(r["decoding"], r["tier"], r["think_tokens"]) for r in got] == \
-        [("greedy", "short", 60), ("greedy", "medium", 90), ("greedy", "long", 80)]
-    # a tier SFT model trained again after the probe evaluated the old one: its rows are not the model's
-    (tmp_path / "sft_tiers").mkdir()
-    (tmp_path / "sft_tiers" / "lcrl_config.json").write_text("{}")
-    probe = tmp_path / BEFORE_GRPO / "results.json"
-    os.utime(probe, (probe.stat().st_mtime - 60, probe.stat().st_mtime - 60))
-    assert {r["model"] for r in figures(tmp_path)["tiers"]} == {FINAL}
+    caplog.set_level(logging.INFO, logger="real")
+    monkeypatch.setattr(real, "OUT", tmp_path)
+    results(tmp_path, (60.0, 85.0, 140.0))  # the baseline's and the final model's evaluations
+    for name in ("sft", "prune", "sft_tiers", "grpo_mixed"):  # make real's models, done
+        (tmp_path / STAGES[name][1]).parent.mkdir()
+        (tmp_path / STAGES[name][1]).write_text("{}")
+    (tmp_path / real.MADE).write_text(json.dumps({name: real.recipe_digest(name) for name in STAGES}))
+    ran: list[list[str]] = []
+
+    def run_stage(args: list[str]) -> tuple[float, int]:  # writes what the stage's train.py command would
+        ran.append(args)
+        done = tmp_path / next(d for a, d in {**STAGES, **real.PROBES}.values() if a == args)
+        done.parent.mkdir(exist_ok=True)
+        model = real.TIER_SFT if done.parent.name == real.BEFORE_GRPO else FINAL
+        lengths = (60.0, 90.0, 80.0) if model == real.TIER_SFT else (60.0, 85.0, 140.0)
+        done.write_text(json.dumps({"rows": [row(model, t, 0.95, n) for t, n in zip(("short", "medium", "long"),
+                                                                                     lengths)]}))
+        return 30.0, 1
+
+    monkeypatch.setattr(real, "run_stage", run_stage)
+    out = tmp_path / "real.json"
+    assert real.main(["--output", str(out)]) == 0 and ran == []  # make real runs no probe
+    assert "sft-tiers (before GRPO): not evaluated by make real; make real-probes evaluates it." in \
+        out.with_suffix(".md").read_text()
+    assert real.main(["--probe", "--output", str(out)]) == 0 and ran == [real.PROBES[real.BEFORE_GRPO][0]]
+    result, text = json.loads(out.read_text()), out.with_suffix(".md").read_text()
+    assert [(r["decoding"], r["tier"]) for r in result["figures"]["tiers"] if r["model"] == real.TIER_SFT] == \
+        [("greedy", "short"), ("greedy", "medium"), ("greedy", "long")]
+    assert result["misses_before"] == {"sft-tiers": ["greedy: tiers not ordered short < medium < long "
+                                                     "(60.0, 90.0, 80.0)"]}
+    assert result["misses"] == [] and "| eval_tier_sft (make real-probes, not in the total) | 30 |" in text
+    assert "| total | 0 (0.0 min) |" in text  # make real's stages ran before this test: no time of theirs
+    # --report and a second --probe run nothing: the probe is done and current
+    assert real.main(["--report", "--output", str(out)]) == 0 and real.main(["--probe", "--output", str(out)]) == 0
+    assert len(ran) == 1 and json.loads(out.read_text())["misses_before"] == result["misses_before"]
+    # make real trains the tier SFT model again (its folder and the later ones deleted): the probe's rows are left
+    # out until make real-probes runs it again
+    for name in ("sft_tiers", "grpo_mixed", "eval_greedy", "eval_sampled"):
+        (tmp_path / STAGES[name][1]).unlink()
+    assert real.main(["--output", str(out)]) == 0 and len(ran) == 5
+    assert json.loads((tmp_path / real.MADE).read_text())[real.BEFORE_GRPO] == "input sft_tiers ran again"
+    assert json.loads(out.read_text())["misses_before"] == {}
+    assert "eval_tier_sft: made from another tier SFT model or recipe: left out" in caplog.text
+    assert real.main(["--probe", "--output", str(out)]) == 0 and ran[-1] == real.PROBES[real.BEFORE_GRPO][0]
+    assert "eval_tier_sft: done, but its input sft_tiers ran again; running it again" in caplog.text
+    assert json.loads(out.read_text())["misses_before"] == result["misses_before"]
 
 
 def test_every_stage_runs_a_recipe_of_the_real_pipeline():

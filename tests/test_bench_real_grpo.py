@@ -121,3 +121,21 @@ def test_a_report_runs_nothing_and_shows_a_decoding_not_evaluated_as_missed(out,
     assert [s["seed"] for s in result["seeds"]] == [1]  # seed 0 was never evaluated, seed 2 is stale
     assert result["seeds"][0]["misses"] == ["sampled t=0.6: no short/medium/long rows of grpo-mixed"]
     assert result["summary"]["greedy"]["seeds"] == [1] and "sampled t=0.6" not in result["summary"]
+
+
+def test_a_seed_depends_on_the_eval_recipe_but_not_on_the_models_and_folder_its_commands_replace(out, tmp_path_factory,
+                                                                                                 monkeypatch):
+    repo = tmp_path_factory.mktemp("repo")
+    recipes = repo / real.RECIPES
+    recipes.mkdir(parents=True)
+    for name in ("grpo_mixed.yaml", "eval.yaml"):
+        (recipes / name).write_text((real.REPO / real.RECIPES / name).read_text())
+    monkeypatch.setattr(real, "REPO", repo)
+    before = study.made_by("lr3e5", 1)
+    source = (recipes / "eval.yaml").read_text()
+    more = source.replace("models: [", "models: [sft-tiers=outputs/smollm2/real/sft_tiers, ")
+    (recipes / "eval.yaml").write_text(more.replace("output_dir: outputs/smollm2/real/eval", "output_dir: elsewhere"))
+    assert yaml.safe_load((recipes / "eval.yaml").read_text())["output_dir"] == "elsewhere"
+    assert study.made_by("lr3e5", 1) == before  # the seed's --models and --output_dir replace both
+    (recipes / "eval.yaml").write_text(source.replace("max_new_tokens: 384", "max_new_tokens: 256"))
+    assert study.made_by("lr3e5", 1) != before
