@@ -86,7 +86,8 @@ tiers: install
 # each tier's budget during rollouts (configs/tiny/grpo_budget.yaml), and the no-thinking tier none (AdaptThink,
 # configs/tiny/grpo_none.yaml), equal steps and seeds from outputs/tiny/sft_tiers (built first when missing); tier
 # compliance and the none tier's share without thinking by operation count, in bench/results/budget_rollouts.md.
-# About 22 min per seed at 100 steps on 2 cores (measured with another job running). `make budget-rollouts STEPS=300 SEEDS="0 1 2"`.
+# About 22 min per seed at 100 steps on 2 cores (measured with another job running).
+# `make budget-rollouts STEPS=300 SEEDS="0 1 2"`.
 BR_STEPS    ?= $(if $(filter command line,$(origin STEPS)),$(STEPS),100)
 budget-rollouts: install
 	$(BIN)/python bench/budget_rollouts.py --steps $(BR_STEPS) --seeds $(SEEDS)
@@ -114,10 +115,10 @@ real: install
 	$(BIN)/python bench/real.py
 
 # Probes of make real's models (run make real first; ~12 min here): the tier SFT model before GRPO, evaluated greedy as
-# eval.yaml evaluates the final model (bench/real.py --probe: its rows join bench/results/real.md); how much each model's tier sentence
-# decides its trace, the log-likelihood of each tier's target under each sentence on 12 pruned rows
-# (bench/results/tier_conditioning.md); and whether each later stage kept stage 1's arithmetic, teacher-forced step
-# results on 120 held-out problems (bench/results/retention.md).
+# eval.yaml evaluates the final model (bench/real.py --probe: its rows join bench/results/real.md); how much each
+# model's tier sentence decides its trace, the log-likelihood of each tier's target under each sentence on 12 pruned
+# rows (bench/results/tier_conditioning.md); and whether each later stage kept stage 1's arithmetic, teacher-forced
+# step results on 120 held-out problems (bench/results/retention.md).
 real-probes: install
 	$(BIN)/python bench/real.py --probe
 	$(BIN)/python bench/tier_conditioning.py --models sft=$(REAL)/sft sft-tiers=$(REAL)/sft_tiers \
