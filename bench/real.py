@@ -66,11 +66,13 @@ PROBES: dict[str, tuple[list[str], str]] = {
     BEFORE_GRPO: (["--stage", "eval", "--config", f"{RECIPES}/eval.yaml", "--models", f"{TIER_SFT}={OUTPUTS}/sft_tiers",
                    "--output_dir", f"{OUTPUTS}/{BEFORE_GRPO}"], f"{BEFORE_GRPO}/results.json"),
 }
+EVERY_STAGE = {**STAGES, **PROBES}  # make real's, then make real-probes'
 # the stages whose outputs each stage reads
 INPUTS: dict[str, tuple[str, ...]] = {"prune": ("sft",), "sft_tiers": ("prune",), "grpo_mixed": ("sft_tiers",),
                                       "eval_sft": ("sft",), "eval_greedy": ("grpo_mixed",),
                                       "eval_sampled": ("grpo_mixed",), BEFORE_GRPO: ("sft_tiers",)}
-MADE = "recipes.json"  # stage -> digest of the recipe that made its output (recipe_digest)
+MADE = "recipes.json"  # stage -> digest of the recipe that made its output (recipe_digest), or mark_readers' mark
+INPUT_RAN = "input"  # how mark_readers' mark begins
 MIN_SFT_ACCURACY, MIN_MEDIUM_SHORTER, MAX_ACCURACY_LOSS = 0.8, 0.30, 0.03
 
 logger = logging.getLogger("real")
@@ -79,7 +81,7 @@ logger = logging.getLogger("real")
 def recipe_digest(name: str, drop: tuple[str, ...] = ()) -> str:
     """What a stage's output depends on here: its recipe's settings (comments and layout aside, and the keys in
     ``drop``, which a caller's own arguments override) and its extra command-line arguments."""
-    args = {**STAGES, **PROBES}[name][0]
+    args = EVERY_STAGE[name][0]
     recipe = yaml.safe_load((REPO / args[args.index("--config") + 1]).read_text())
     recipe = {k: v for k, v in recipe.items() if k not in drop}
     extra = [a for a in args if a != str(OUT / "eval_sampled")]
@@ -102,20 +104,25 @@ def read_made() -> dict[str, str]:
     return json.loads((OUT / MADE).read_text()) if (OUT / MADE).is_file() else {}
 
 
-def stale_reason(name: str, made: dict[str, str], ran: list[str]) -> str | None:
-    """Why a finished stage's output cannot be reused, or ``None``: its recipe changed since it ran, or a stage whose
-    output it reads ran again in this invocation (or, for a probe, since the probe ran)."""
-    again = [i for i in INPUTS.get(name, ()) if i in ran]
-    if again:
-        return f"done, but its input {again[0]} ran again"
+def mark_readers(made: dict[str, str], name: str) -> None:
+    """Stage ``name`` ran: every stage reading its output (``INPUTS``) is out of date until it runs again, in this
+    invocation or a later one (``made`` keeps the mark in place of its recipe digest)."""
+    for reader, inputs in INPUTS.items():
+        if name in inputs:
+            made[reader] = f"{INPUT_RAN} {name} ran again"
+
+
+def stale_reason(name: str, made: dict[str, str]) -> str | None:
+    """Why a finished stage's output cannot be reused, or ``None``: a stage whose output it reads ran again since
+    (``mark_readers``), or its recipe changed since it ran."""
     if name not in made:
         logger.warning("%s: done before make real recorded its recipes; taken as made by the current one", name)
         return None
-    if made[name].startswith("input "):  # marked when its input ran again after it (main)
+    if made[name].startswith(INPUT_RAN):
         return f"done, but its {made[name]}"
     if made[name] != recipe_digest(name):
-        args, table = ({**STAGES, **PROBES}[name][0], "PROBES" if name in PROBES else "STAGES")
-        return f"made by another version of {args[3]} or of its arguments in bench/real.py ({table})"
+        table = "PROBES" if name in PROBES else "STAGES"
+        return f"made by another version of {EVERY_STAGE[name][0][3]} or of its arguments in bench/real.py ({table})"
     return None
 
 
@@ -232,9 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     walls_file = OUT / "wall_seconds.json"  # per stage, kept across resumed invocations
     walls = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
     made = read_made()
-    ran: list[str] = []
-    for name, (stage_args, done) in ({**STAGES, **PROBES} if args.probe else STAGES).items():
-        stale = stale_reason(name, made, ran) if (OUT / done).is_file() else None
+    for name, (stage_args, done) in (EVERY_STAGE if args.probe else STAGES).items():
+        stale = stale_reason(name, made) if (OUT / done).is_file() else None
         if stale and name in PROBES:  # a probe's output is a few minutes' work, and nothing reads it: made again
             logger.info("%s: %s; running it again", name, stale)
         elif stale:
@@ -250,18 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         if not (OUT / done).parent.exists():  # a fresh start (the folder was deleted): no earlier time of its own
             walls.pop(name, None)
         seconds, peak = run_stage(stage_args)
-        ran.append(name)
         walls[name] = round(walls.get(name, 0.0) + seconds, 1)  # an interrupted stage's earlier time adds up
-        walls = {k: walls[k] for k in {**STAGES, **PROBES} if k in walls}  # pipeline order
+        walls = {k: walls[k] for k in EVERY_STAGE if k in walls}  # pipeline order
         walls_file.write_text(json.dumps(walls, indent=2))
         made[name] = recipe_digest(name)
-        for probe in PROBES:  # a probe that read this stage's output, in this invocation or an earlier one, is old
-            if name in INPUTS[probe] and probe in made:
-                made[probe] = f"input {name} ran again"
+        mark_readers(made, name)
         (OUT / MADE).write_text(json.dumps(made, indent=2))
         logger.info("%s: %.0f s, peak %d MB", name, seconds, peak)
     probe_done = (OUT / PROBES[BEFORE_GRPO][1]).is_file()
-    current = probe_done and stale_reason(BEFORE_GRPO, made, ran) is None
+    current = probe_done and stale_reason(BEFORE_GRPO, made) is None
     if probe_done and not current:
         logger.info("%s: made from another tier SFT model or recipe: left out; make real-probes runs it again",
                     BEFORE_GRPO)

@@ -89,7 +89,7 @@ def test_make_real_probes_evaluates_the_tier_sft_model_and_its_rows_join_the_rep
 
     def run_stage(args: list[str]) -> tuple[float, int]:  # writes what the stage's train.py command would
         ran.append(args)
-        done = tmp_path / next(d for a, d in {**STAGES, **real.PROBES}.values() if a == args)
+        done = tmp_path / next(d for a, d in real.EVERY_STAGE.values() if a == args)
         done.parent.mkdir(exist_ok=True)
         model = real.TIER_SFT if done.parent.name == real.BEFORE_GRPO else FINAL
         lengths = (60.0, 90.0, 80.0) if model == real.TIER_SFT else (60.0, 85.0, 140.0)
@@ -137,10 +137,13 @@ def test_a_finished_stage_of_another_recipe_or_after_its_input_ran_again_stops_t
 
     monkeypatch.setattr(real, "OUT", tmp_path)
     made = {name: real.recipe_digest(name) for name in STAGES}
-    assert real.stale_reason("prune", made, ran=[]) is None
-    assert real.stale_reason("prune", made, ran=["sft"]) == "done, but its input sft ran again"
-    assert real.stale_reason("eval_sft", made, ran=["sft_tiers"]) is None  # it reads the sft model only
-    assert real.stale_reason("prune", {**made, "prune": "0" * 16}, ran=[]) == \
+    assert real.stale_reason("prune", made) is None
+    after_sft, after_tiers = dict(made), dict(made)
+    real.mark_readers(after_sft, "sft")  # sft ran again
+    real.mark_readers(after_tiers, "sft_tiers")
+    assert real.stale_reason("prune", after_sft) == "done, but its input sft ran again"
+    assert real.stale_reason("eval_sft", after_tiers) is None  # it reads the sft model only
+    assert real.stale_reason("prune", {**made, "prune": "0" * 16}) == \
         "made by another version of configs/smollm2/real/prune.yaml or of its arguments in bench/real.py (STAGES)"
     # through main: sft is not finished (it runs), prune is: the run stops there and names the folder to delete
     ran: list[str] = []
@@ -152,9 +155,13 @@ def test_a_finished_stage_of_another_recipe_or_after_its_input_ran_again_stops_t
     assert ran == ["configs/smollm2/real/sft.yaml"]
     assert f"prune: done, but its input sft ran again; delete {tmp_path / 'prune'}" in caplog.text
     assert json.loads((tmp_path / "wall_seconds.json").read_text()) == {"sft": 1.0}
-    # --report (make real-probes) runs no stage: the first one not done stops it
+    # the next invocation, sft finished: prune is still out of date (recipes.json keeps the mark), not taken as done
     (tmp_path / "sft").mkdir()
     (tmp_path / "sft" / "lcrl_config.json").write_text("{}")
+    caplog.clear()
+    assert real.main(["--output", str(tmp_path / "real.json")]) == 2 and ran == ["configs/smollm2/real/sft.yaml"]
+    assert f"prune: done, but its input sft ran again; delete {tmp_path / 'prune'}" in caplog.text
+    # --report (make real-probes) runs no stage: the first one not done stops it
     (tmp_path / real.MADE).write_text(json.dumps(made))
     ran.clear()
     assert real.main(["--report", "--output", str(tmp_path / "real.json")]) == 2 and ran == []
